@@ -1,0 +1,223 @@
+"""Logging: structlog, one event per line on stderr, every secret redacted (SPEC §4).
+
+structlog events and stdlib records (httpx, watchdog, …) all end in ONE handler whose
+``ProcessorFormatter`` renders exceptions to text first and then redacts, so a secret
+cannot escape through a value, an exception message, a traceback or a library's log line.
+stdout stays free for command output and ``--json``.
+
+Usage: ``log = get_logger(__name__)`` then ``log.info("uploaded", pair=..., path=...,
+file_id=..., bytes=...)`` — a fixed lowercase message plus keys, never an f-string.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "***"
+MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words all over the logs
+FORMATS = ("console", "json")
+# Chatty libraries: their INFO lines (one per HTTP request, one per inotify event) only
+# appear from -vv on; their warnings always do, redacted like everything else.
+NOISY_LOGGERS = ("httpx", "httpcore", "hpack", "watchdog", "urllib3", "asyncio")
+_LEAD_KEYS = ("timestamp", "level", "logger", "event")
+
+# Belt and braces for credentials nobody registered: query strings / form bodies
+# (access_token=…, key1=…) and JSON or repr'd dicts ("key1": "…").
+SECRET_KEYS = frozenset({"access_token", "access_password", "folder_password", "key1", "key2"})
+_NAMES = "|".join(sorted(SECRET_KEYS))
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"\b({_NAMES})=[^\s&'\",;)}}\]]+"), rf"\1={REDACTED}"),
+    (re.compile(rf"""(["'](?:{_NAMES})["']\s*:\s*["'])[^"']+"""), rf"\1{REDACTED}"),
+    (re.compile(r"\b(access_token\W{1,4})[0-9A-Za-z]{128}\b"), rf"\1{REDACTED}"),
+)
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_secret_re: re.Pattern[str] | None = None  # rebuilt under _lock, read without it
+_handler: logging.Handler | None = None
+
+
+def add_secret(value: str) -> None:
+    """Register a value that must never be printed (keys, tokens, folder passwords).
+
+    Its URL-encoded form is registered too, since tokens and passwords travel in URLs.
+    Values shorter than MIN_SECRET_LENGTH are ignored. Thread-safe.
+    """
+    global _secret_re
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        new = {value, quote(value, safe="")} - _secrets
+        if not new:
+            return
+        _secrets.update(new)
+        # Longest first, so a secret containing another is replaced whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and credential-looking value replaced."""
+    pattern = _secret_re
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for rule, replacement in _RULES:
+        text = rule.sub(replacement, text)
+    return text
+
+
+def _scrub(value: Any) -> Any:
+    """Redact recursively; non-JSON objects (exceptions, Paths, bytes) become text first."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return _scrub_dict(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__ must not take the log line (or the process) with it
+        text = ""
+    return redact(text or type(value).__name__)
+
+
+def _scrub_dict(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A value under a credential's name is hidden whatever it is (e.g. a form dict)."""
+    return {
+        (redact(k) if isinstance(k, str) else k): REDACTED if k in SECRET_KEYS else _scrub(v)
+        for k, v in mapping.items()
+    }
+
+
+def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: must run after ``format_exc_info`` so tracebacks are text."""
+    scrubbed = _scrub_dict(event_dict)
+    lead = {k: scrubbed.pop(k) for k in _LEAD_KEYS if k in scrubbed}
+    return lead | scrubbed  # timestamp, level, event first: easier to read in a journal
+
+
+def level_for(verbosity: int) -> int:
+    """-1 (quiet) → WARNING, 0 → INFO, 1+ → DEBUG."""
+    if verbosity < 0:
+        return logging.WARNING
+    return logging.INFO if verbosity == 0 else logging.DEBUG
+
+
+def configure_logging(
+    *, verbosity: int = 0, fmt: str | None = None, stream: TextIO | None = None
+) -> None:
+    """Send structlog and stdlib logging, redacted, to ``stream`` (default: stderr).
+
+    ``fmt`` None picks "console" on a TTY and "json" otherwise, and "json" whenever
+    stderr is the journal (``$JOURNAL_STREAM`` names its device:inode). ``$INVOCATION_ID``
+    alone is not trusted: terminals started as systemd user services pass it to every
+    shell. Safe to call again (the CLI does, once options are parsed).
+    """
+    global _handler
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    real = stream if stream is not None else sys.stderr
+    tty = _isatty(real)
+    if fmt is None:
+        fmt = "console" if tty and not _is_journal(real) else "json"
+    level = level_for(verbosity)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    renderer: Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        colors = tty and "NO_COLOR" not in os.environ
+        # plain_traceback, not rich: rich would print local variables (keys!) unredacted.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        )
+    handler: logging.Handler = logging.StreamHandler(stream if stream is not None else _Stderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    with _lock:
+        if _handler is not None:
+            root.removeHandler(_handler)
+        root.addHandler(handler)
+        _handler = handler
+    root.setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 2 else logging.WARNING)
+    structlog.configure(
+        processors=_structlog_chain(timestamper),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,  # reconfiguring (CLI options, tests) must take effect
+    )
+
+
+def _structlog_chain(timestamper: Processor) -> Sequence[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.filter_by_level,
+        structlog.stdlib.add_log_level,
+        timestamper,
+        structlog.processors.StackInfoRenderer(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger for module ``name``; until ``configure_logging`` runs, defaults apply
+    (stderr, redacted) rather than structlog's own (stdout, unredacted)."""
+    if _handler is None:
+        configure_logging()
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time (pytest and click swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _is_journal(stream: TextIO) -> bool:
+    """True when ``stream`` is the journal socket systemd announced in $JOURNAL_STREAM."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return bool(expected) and expected == f"{st.st_dev}:{st.st_ino}"
