@@ -1,0 +1,391 @@
+"""One pass over a pair: scan -> plan -> execute, recording every confirmed effect.
+
+The pass streams: the scanner yields one directory at a time, the planner compares it
+with that directory's records, folders are mirrored at once (parent before child, in
+this thread), uploads go to a bounded pool of workers, and deletions are collected and
+sent last, after the mass-delete guard (``max_delete_ratio``) has approved them.
+
+A pass with nothing to do sends no request at all: the remote is touched lazily (pair
+root, package limits, intents to recover) only when an action needs it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from syncd.config import Config, PairConfig
+from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError
+from syncd.model import DirScan, FileRecord, FileState, Kind, parent_of
+from syncd.paths import IgnoreRules
+from syncd.plan import (
+    DirFailed,
+    DropFolder,
+    DropRecord,
+    MarkDeleted,
+    MarkDirGone,
+    Mkdir,
+    NoteSkip,
+    TrashFile,
+    TrashFolder,
+    Undelete,
+    Upload,
+    plan_dir,
+)
+from syncd.progress import NullReporter, Reporter
+from syncd.recovery import recover_intents
+from syncd.remote.base import Remote
+from syncd.remote_tree import RemoteTree
+from syncd.scan import scan_dir, walk
+from syncd.state import StateStore
+from syncd.uploader import Outcome, Uploader, utc_now
+
+log = structlog.get_logger("syncd.engine")
+
+
+@dataclass
+class PassResult:
+    pair: str
+    uploaded: int = 0
+    bytes: int = 0
+    unchanged: int = 0
+    folders: int = 0
+    trashed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    pending: list[tuple[str, str]] = field(default_factory=list)
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (action, path)
+    error: str | None = None
+    fatal: SyncdError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal is not None:
+            return self.fatal.exit_code
+        return 1 if (self.failed or self.pending or self.error) else 0
+
+
+class Engine:
+    """Runs passes for the pairs of one config against one remote and one state DB."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        remote: Remote,
+        *,
+        reporter: Reporter | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.remote = remote
+        self.reporter = reporter or NullReporter()
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self._workers: int | None = None
+
+    # -- public ------------------------------------------------------------------------
+    def sync_pair(
+        self,
+        pair: PairConfig,
+        *,
+        dirs: Iterable[str] = (),
+        trees: Iterable[str] | None = None,
+        dry_run: bool = False,
+        one_shot: bool = True,
+    ) -> PassResult:
+        """One pass. ``trees=None`` and no ``dirs``: the whole pair; otherwise only the
+        given directories (non-recursive) and trees (recursive), as the daemon asks."""
+        result = PassResult(pair.name)
+        if not pair.local.is_dir():
+            result.error = f"local root {pair.local} is missing or not a directory"
+            log.error("pair unavailable", pair=pair.name, error=result.error)
+            if not dry_run:
+                self.state.end_pass(pair.name, ok=False, error=result.error)
+            return result
+        run = _PassRun(self, pair, result, dry_run=dry_run, one_shot=one_shot)
+        try:
+            run.execute(self._scans(pair, run.rules, list(dirs), trees))
+        except (RemoteUnavailable, AuthRefused) as exc:
+            result.fatal, result.error = exc, str(exc)
+        except RemoteError as exc:
+            result.error = str(exc)
+        if not dry_run:
+            self.state.end_pass(pair.name, ok=result.exit_code == 0, error=result.error)
+        return result
+
+    # -- internals ---------------------------------------------------------------------
+    def _scans(
+        self, pair: PairConfig, rules: IgnoreRules, dirs: list[str], trees: Iterable[str] | None
+    ) -> Iterator[DirScan]:
+        follow = self.config.sync.follow_symlinks
+        if trees is None and not dirs:
+            yield from walk(pair.local, rules, follow_symlinks=follow)
+            return
+        seen: set[str] = set()
+        for rel in dirs:
+            rel = _nearest_existing_dir(pair.local, rel)
+            if rel not in seen:
+                seen.add(rel)
+                yield scan_dir(pair.local, rel, rules, follow_symlinks=follow)
+        for rel in trees or ():
+            rel = _nearest_existing_dir(pair.local, rel)
+            yield from walk(pair.local, rules, start=rel, follow_symlinks=follow)
+
+    def workers(self) -> int:
+        """``workers`` capped by the account's concurrent_uploads (0 = no cap)."""
+        if self._workers is None:
+            cap = self.remote.package().concurrent_uploads
+            wanted = max(1, self.config.sync.workers)
+            self._workers = min(wanted, cap) if cap > 0 else wanted
+        return self._workers
+
+
+class _PassRun:
+    """The mutable state of one pass (kept out of Engine so passes never share it)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pair: PairConfig,
+        result: PassResult,
+        *,
+        dry_run: bool,
+        one_shot: bool,
+    ) -> None:
+        self.engine, self.pair, self.result = engine, pair, result
+        self.state, self.remote = engine.state, engine.remote
+        self.dry_run, self.one_shot = dry_run, one_shot
+        sync = engine.config.sync
+        self.rules = IgnoreRules.load(pair.local, sync.ignore).with_excluded(
+            _state_files(sync.state_db)
+        )
+        self.tree = RemoteTree(pair, self.state, self.remote)
+        self.uploader = Uploader(
+            pair.name,
+            pair.local,
+            self.state,
+            self.remote,
+            max_upload_size=lambda: self.remote.package().max_upload_size,
+            follow_symlinks=sync.follow_symlinks,
+            on_progress=engine.reporter.advance,
+            clock=engine.clock,
+        )
+        self.deletes: list[TrashFile | TrashFolder] = []
+        self.records_at_start = 0
+        self.pool: ThreadPoolExecutor | None = None
+        self.slots: threading.Semaphore | None = None
+        self.futures: list[Future[Outcome]] = []
+        self.abort: SyncdError | None = None
+        self.lock = threading.Lock()
+
+    def execute(self, scans: Iterable[DirScan]) -> None:
+        pair = self.pair.name
+        self._check_target()
+        if not self.dry_run:
+            self.state.begin_pass(pair)
+            if self.state.intents(pair):
+                recover_intents(self.state, self.remote, pair)
+        counts = self.state.counts(pair)
+        self.records_at_start = sum(counts.get(k, 0) for k in ("synced", "pending", "failed"))
+        try:
+            for scan in scans:
+                if self.engine.stop.is_set() or self.abort is not None:
+                    break
+                self._plan_and_run(scan)
+        finally:
+            self._drain()
+        if self.abort is not None:
+            raise self.abort
+        if not self.engine.stop.is_set():
+            self._run_deletes()
+        self._collect_failures()
+
+    # -- per directory -----------------------------------------------------------------
+    def _plan_and_run(self, scan: DirScan) -> None:
+        pair, now = self.pair.name, self.engine.clock()
+        actions = plan_dir(
+            scan,
+            self.state.files_in(pair, scan.path),
+            self.state.folders_in(pair, scan.path),
+            on_delete=self.engine.config.sync.on_delete,
+            now=now,
+            honour_backoff=not self.one_shot,
+        )
+        if not actions:
+            return
+        folder_failure = self._dir_failure(scan.path) if scan.path else None
+        for action in actions:
+            if self.dry_run:
+                self._describe(action)
+            elif isinstance(action, Upload):
+                if folder_failure is not None:
+                    self.uploader.fail(action.entry.path, action.record, folder_failure, True)
+                else:
+                    self._submit(action, scan.path)
+            elif isinstance(action, Mkdir):
+                rec = self.tree.mkdir(action.path, action.existing)
+                if rec.state == "active":
+                    self.result.folders += 1
+            elif isinstance(action, TrashFile | TrashFolder):
+                self.deletes.append(action)
+            else:
+                self._record(action, now)
+
+    def _dir_failure(self, path: str) -> str | None:
+        rec = self.state.folder(self.pair.name, path)
+        if rec is None:
+            return f"folder {path} is not mirrored"
+        if rec.state == "failed":
+            return f"folder {path} could not be mirrored: {rec.error}"
+        return None
+
+    def _record(self, action: object, now: float) -> None:
+        pair, state = self.pair.name, self.state
+        if isinstance(action, NoteSkip):
+            entry = action.entry
+            rec = action.record or FileRecord(
+                pair, entry.path, size=entry.size, mtime_ns=entry.mtime_ns, inode=entry.inode
+            )
+            rec.state = FileState.SKIPPED if entry.kind is Kind.SKIP else FileState.FAILED
+            rec.error = entry.reason
+            state.put_file(rec)
+        elif isinstance(action, Undelete):
+            state.update_file(pair, action.path, deleted_at=None)
+        elif isinstance(action, MarkDeleted):
+            state.update_file(pair, action.path, deleted_at=utc_now())
+        elif isinstance(action, DropRecord):
+            state.delete_file_record(pair, action.path)
+        elif isinstance(action, DropFolder):
+            state.forget_tree(pair, action.path)
+        elif isinstance(action, MarkDirGone):
+            state.mark_tree_gone(pair, action.folder.path, utc_now())
+        elif isinstance(action, DirFailed):
+            log.warning("directory unreadable", pair=pair, path=action.path, error=action.reason)
+            self.result.failed.append((action.path or ".", action.reason))
+
+    def _describe(self, action: object) -> None:
+        label, path = type(action).__name__.lower(), ""
+        if isinstance(action, Upload | NoteSkip):
+            path = action.entry.path
+            if isinstance(action, Upload):
+                label = "replace" if action.record and action.record.file_id else "upload"
+        elif isinstance(action, TrashFile):
+            path = action.record.path
+        elif isinstance(action, TrashFolder | MarkDirGone):
+            path = action.folder.path
+        elif isinstance(
+            action, Mkdir | Undelete | DropRecord | DropFolder | MarkDeleted | DirFailed
+        ):
+            path = action.path
+        self.result.planned.append((label, path))
+
+    # -- uploads -----------------------------------------------------------------------
+    def _submit(self, action: Upload, dir_path: str) -> None:
+        if self.pool is None:
+            workers = self.engine.workers()
+            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="syncd-upload")
+            self.slots = threading.Semaphore(workers * 2)  # bounded queue: flat memory
+        folder_id = self.tree.folder_id_of(dir_path)
+        if folder_id is None:
+            self.uploader.fail(action.entry.path, action.record, "folder is not mirrored", True)
+            return
+        assert self.slots is not None
+        self.slots.acquire()
+        self.engine.reporter.queued(action.entry.size)
+        self.futures.append(self.pool.submit(self._upload, action, folder_id))
+
+    def _upload(self, action: Upload, folder_id: str) -> Outcome:
+        assert self.slots is not None
+        try:
+            if self.abort is not None or self.engine.stop.is_set():
+                return Outcome("pending", error="stopped")
+            outcome = self.uploader.run(action, folder_id)
+        except (RemoteUnavailable, AuthRefused) as exc:
+            with self.lock:
+                self.abort = self.abort or exc
+            return Outcome("pending", error=str(exc))
+        finally:
+            self.slots.release()
+        with self.lock:
+            if outcome.status == "uploaded":
+                self.result.uploaded += 1
+                self.result.bytes += outcome.bytes
+            elif outcome.status == "unchanged":
+                self.result.unchanged += 1
+        self.engine.reporter.done(action.entry.path, outcome.status)
+        return outcome
+
+    def _drain(self) -> None:
+        if self.pool is None:
+            return
+        for future in self.futures:
+            future.exception()  # wait; outcomes were counted by the workers
+        self.pool.shutdown(wait=True)
+        self.futures.clear()
+
+    # -- deletions ---------------------------------------------------------------------
+    def _run_deletes(self) -> None:
+        if not self.deletes or self.dry_run:
+            return
+        pair = self.pair.name
+        doomed = sum(
+            1 if isinstance(d, TrashFile) else self.state.count_under(pair, d.folder.path)
+            for d in self.deletes
+        )
+        ratio = self.engine.config.sync.max_delete_ratio
+        if self.records_at_start and doomed / self.records_at_start > ratio:
+            self.result.error = (
+                f"refusing to trash {doomed} of {self.records_at_start} files of pair {pair}:"
+                f" more than max_delete_ratio = {ratio}; check the local tree, or raise"
+                " [sync] max_delete_ratio for one run"
+            )
+            log.error("mass delete refused", pair=pair, error=self.result.error)
+            return
+        for action in self.deletes:
+            if isinstance(action, TrashFile):
+                assert action.record.file_id
+                self.remote.delete_file(action.record.file_id)
+                self.state.delete_file_record(pair, action.record.path)
+            else:
+                self.tree.trash(action.folder)
+            self.result.trashed += 1
+
+    def _collect_failures(self) -> None:
+        for rec in self.state.iter_files(self.pair.name, state="failed", include_deleted=False):
+            self.result.failed.append((rec.path, rec.error or "failed"))
+        if self.one_shot:
+            for rec in self.state.iter_files(
+                self.pair.name, state="pending", include_deleted=False
+            ):
+                self.result.pending.append((rec.path, rec.error or "pending"))
+
+    def _check_target(self) -> None:
+        """A pair whose local root or remote target changed starts over (records dropped)."""
+        pair = self.pair
+        target = f"{pair.local}|{pair.remote_path}|{pair.remote_folder_id or ''}"
+        key = f"target:{pair.name}"
+        known = self.state.get_meta(key)
+        if known == target or self.dry_run:
+            return
+        if known is not None:
+            log.warning("pair target changed", pair=pair.name, error=f"{known} -> {target}")
+            self.state.forget_tree(pair.name, "")
+        self.state.set_meta(key, target)
+
+
+def _nearest_existing_dir(root: Path, rel: str) -> str:
+    while rel and not (root / rel).is_dir():
+        rel = parent_of(rel)
+    return rel
+
+
+def _state_files(db: Path) -> list[Path]:
+    return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock"))]
