@@ -56,6 +56,8 @@ from syncd.retry import retry_after_seconds
 from syncd.throttle import Throttle
 
 T = TypeVar("T")
+_TOKEN_ROUNDS = 4  # bound on picking up other threads' fresh tokens for one request
+
 log = structlog.get_logger(__name__)
 
 MAX_ANSWER_BYTES = 128 * 1024 * 1024  # a listing of ~300k files; beyond that it is not JSON
@@ -172,14 +174,15 @@ class ApiClient:
                 self._token = self._authorize()
             return self._token
 
-    def _refresh(self, stale: wire.Token) -> wire.Token:
-        """Replace a rejected token, unless another thread already did."""
+    def _refresh(self, stale: wire.Token) -> tuple[wire.Token, bool]:
+        """Replace a rejected token, unless another thread already did; the flag says
+        whether this call authorized (rather than picking up another thread's token)."""
         with self._token_lock:
             if self._token is not None and self._token.access_token != stale.access_token:
-                return self._token
+                return self._token, False
             self._token = None
             self._token = self._authorize()
-            return self._token
+            return self._token, True
 
     def _authorize(self) -> wire.Token:
         fields = {"key1": self.config.key1, "key2": self.config.key2}
@@ -195,12 +198,20 @@ class ApiClient:
         return token
 
     def _with_token(self, attempt: Callable[[wire.Token], T]) -> T:
+        """Run ``attempt`` with the shared token; on a rejected token authorize again once
+        (serialized) and retry once. A token another thread just issued may itself die
+        meanwhile (idle expiry, a revocation): that does not use up this request's one
+        re-authorization, within a few rounds."""
         token = self.token()
-        try:
-            return attempt(token)
-        except TokenRejected:
-            log.info("token rejected, authorizing again")
-            return attempt(self._refresh(token))
+        for _ in range(_TOKEN_ROUNDS):
+            try:
+                return attempt(token)
+            except TokenRejected:
+                log.info("token rejected, authorizing again")
+                token, authorized_here = self._refresh(token)
+                if authorized_here:
+                    return attempt(token)  # our own fresh token: one retry, then it is final
+        return attempt(token)
 
     # -- calls ----------------------------------------------------------------------------
 
