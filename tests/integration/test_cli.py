@@ -22,7 +22,9 @@ from tests.scenario import SYNCD, Scenario
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_exit_0_in_sync_and_json_is_the_only_stdout(tmp_path: Path, emulator: EmulatorServer) -> None:
+def test_exit_0_in_sync_and_json_is_the_only_stdout(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
     sc = Scenario(tmp_path, emulator)
     sc.write("a/b.txt", "b")
     proc = sc.cli("sync", "--json")
@@ -89,7 +91,7 @@ def test_exit_130_when_interrupted(tmp_path: Path, emulator_factory: EmulatorFac
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
 
 
