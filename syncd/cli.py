@@ -63,7 +63,14 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "emulator":
+            _add_fault_options()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -222,7 +229,7 @@ def restore(obj: Context, pairs: tuple[str, ...], to_dir: Path | None, overwrite
     \b
     Examples:
       syncd restore --pair photos --to /tmp/back 2024/beach.jpg
-      syncd restore --from-remote backups/photos --to /srv/photos
+      syncd restore --from-remote backups/photos --to /srv/photos-restored
     """
     from syncd.restore import run_restore
 
@@ -279,12 +286,24 @@ def emulator(host: str, port: int, data_dir: Path | None, **faults: Any) -> None
     run_emulator(host=host, port=port, data_dir=data_dir, **faults)
 
 
-try:  # the fault options live with the emulator; a broken emulator must not break the CLI
-    from syncd.emulator.cli_options import add_fault_options
+_fault_options_added = False
 
-    emulator = add_fault_options(emulator)
-except ImportError:  # pragma: no cover
-    pass
+
+def _add_fault_options() -> None:
+    """Give ``syncd emulator`` the emulator's fault options, once, when it is looked up.
+
+    They live in the emulator package, whose import (an HTTP server and a store: ~80 ms)
+    every other command would otherwise pay at start. A broken emulator must not break
+    the CLI."""
+    global _fault_options_added
+    if _fault_options_added:
+        return
+    _fault_options_added = True
+    try:
+        from syncd.emulator.cli_options import add_fault_options
+    except ImportError:  # pragma: no cover
+        return
+    add_fault_options(emulator)  # click appends the options to the command's params
 
 
 @main.command()

@@ -112,11 +112,6 @@ def test_restore_checks_adopted_records_by_size(tmp_path: Path, emulator: Emulat
     assert not (out / "empty.txt").exists()  # adopt records no skipped file; sync will
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify.py: --deep marks an adopted record verified 'md5' but never stores the "
-    "MD5 it computed, so ls shows verified md5 with md5 null and restore has no MD5",
-)
 def test_deep_verify_gives_adopted_records_an_md5(tmp_path: Path, emulator: EmulatorServer) -> None:
     sc = synced_tree(tmp_path, emulator)
     lose_state_db(sc)
