@@ -114,7 +114,9 @@ class Notifier:
                     self._sock = socket.socket(
                         socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
                     )
-                self._sock.sendto(payload, self._address)
+                # Never block the service loop on a manager that is slow to read: a
+                # notification that does not fit now is dropped (the next one follows).
+                self._sock.sendto(payload, socket.MSG_DONTWAIT, self._address)
         except OSError as exc:
             log.debug("sd_notify failed", error=str(exc))
             return False

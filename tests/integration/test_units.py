@@ -85,7 +85,7 @@ def test_units_say_what_spec_section_5_asks() -> None:
     for key, value in {
         "Type": "notify",
         "NotifyAccess": "main",
-        "WatchdogSec": "60",
+        "WatchdogSec": "180",
         "Restart": "on-failure",
         "RestartPreventExitStatus": "77 78",
         "StateDirectory": "syncd",
