@@ -44,7 +44,7 @@ from syncd.remote.base import Remote
 from syncd.remote_tree import RemoteTree
 from syncd.scan import scan_dir, walk
 from syncd.state import StateStore
-from syncd.uploader import Outcome, Uploader, utc_now
+from syncd.uploader import Outcome, Uploader, trash_file, utc_now
 
 log = structlog.get_logger("syncd.engine")
 
@@ -177,12 +177,14 @@ class _PassRun:
             follow_symlinks=sync.follow_symlinks,
             on_progress=engine.reporter.advance,
             clock=engine.clock,
+            one_shot=one_shot,
         )
         self.deletes: list[TrashFile | TrashFolder] = []
-        self.records_at_start = 0
+        self.records_at_start: int | None = None  # counted before the first action runs
         self.pool: ThreadPoolExecutor | None = None
         self.slots: threading.Semaphore | None = None
         self.futures: list[Future[Outcome]] = []
+        self.folder_ids: dict[str, str | None] = {}  # of the directory being planned
         self.abort: SyncdError | None = None
         self.lock = threading.Lock()
 
@@ -193,8 +195,6 @@ class _PassRun:
             self.state.begin_pass(pair)
             if self.state.intents(pair):
                 recover_intents(self.state, self.remote, pair)
-        counts = self.state.counts(pair)
-        self.records_at_start = sum(counts.get(k, 0) for k in ("synced", "pending", "failed"))
         try:
             for scan in scans:
                 if self.engine.stop.is_set() or self.abort is not None:
@@ -204,16 +204,20 @@ class _PassRun:
             self._drain()
         if self.abort is not None:
             raise self.abort
-        if not self.engine.stop.is_set():
+        if self.engine.stop.is_set():
+            # Files not reached are neither uploaded nor failed: this was no full pass.
+            self.result.error = self.result.error or "pass interrupted before it finished"
+        else:
             self._run_deletes()
         self._collect_failures()
 
     # -- per directory -----------------------------------------------------------------
     def _plan_and_run(self, scan: DirScan) -> None:
         pair, now = self.pair.name, self.engine.clock()
+        scan, files = self.state.changed_in(pair, scan)  # unchanged files left out: fast
         actions = plan_dir(
             scan,
-            self.state.files_in(pair, scan.path),
+            files,
             self.state.folders_in(pair, scan.path),
             on_delete=self.engine.config.sync.on_delete,
             now=now,
@@ -221,13 +225,19 @@ class _PassRun:
         )
         if not actions:
             return
+        if self.records_at_start is None:  # a full count is a table scan: not in a no-op pass
+            counts = self.state.counts(pair)
+            self.records_at_start = sum(counts[k] for k in ("synced", "pending", "failed"))
         folder_failure = self._dir_failure(scan.path) if scan.path else None
+        self.folder_ids.clear()
         for action in actions:
             if self.dry_run:
                 self._describe(action)
             elif isinstance(action, Upload):
                 if folder_failure is not None:
-                    self.uploader.fail(action.entry.path, action.record, folder_failure, True)
+                    # Not yet mirrored is an ordering matter (a later pass mirrors it): pending.
+                    permanent = "could not be mirrored" in folder_failure
+                    self.uploader.fail(action.entry.path, action.record, folder_failure, permanent)
                 else:
                     self._submit(action, scan.path)
             elif isinstance(action, Mkdir):
@@ -293,13 +303,17 @@ class _PassRun:
             workers = self.engine.workers()
             self.pool = ThreadPoolExecutor(workers, thread_name_prefix="syncd-upload")
             self.slots = threading.Semaphore(workers * 2)  # bounded queue: flat memory
-        folder_id = self.tree.folder_id_of(dir_path)
+        if dir_path not in self.folder_ids:  # one lookup per directory, not one per file
+            self.folder_ids[dir_path] = self.tree.folder_id_of(dir_path)
+        folder_id = self.folder_ids[dir_path]
         if folder_id is None:
-            self.uploader.fail(action.entry.path, action.record, "folder is not mirrored", True)
+            self.uploader.fail(action.entry.path, action.record, "folder is not mirrored", False)
             return
         assert self.slots is not None
         self.slots.acquire()
         self.engine.reporter.queued(action.entry.size)
+        if len(self.futures) >= 64:  # drop the settled ones: flat memory at 10^6 files
+            self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
         self.futures.append(self.pool.submit(self._upload, action, folder_id))
 
     def _upload(self, action: Upload, folder_id: str) -> Outcome:
@@ -308,7 +322,10 @@ class _PassRun:
             if self.abort is not None or self.engine.stop.is_set():
                 return Outcome("pending", error="stopped")
             outcome = self.uploader.run(action, folder_id)
-        except (RemoteUnavailable, AuthRefused) as exc:
+        except SyncdError as exc:
+            # The uploader records every per-file problem itself; what escapes it (remote
+            # unavailable, a token refused again, an unwritable state DB) ends the pass:
+            # swallowed, it would leave the file neither uploaded nor recorded, exit 0.
             with self.lock:
                 self.abort = self.abort or exc
             return Outcome("pending", error=str(exc))
@@ -326,10 +343,14 @@ class _PassRun:
     def _drain(self) -> None:
         if self.pool is None:
             return
+        bug: BaseException | None = None
         for future in self.futures:
-            future.exception()  # wait; outcomes were counted by the workers
+            exc = future.exception()  # wait; outcomes were counted by the workers
+            bug = bug or exc  # only non-SyncdErrors get here: a bug must not pass silently
         self.pool.shutdown(wait=True)
         self.futures.clear()
+        if bug is not None:
+            raise bug
 
     # -- deletions ---------------------------------------------------------------------
     def _run_deletes(self) -> None:
@@ -351,9 +372,7 @@ class _PassRun:
             return
         for action in self.deletes:
             if isinstance(action, TrashFile):
-                assert action.record.file_id
-                self.remote.delete_file(action.record.file_id)
-                self.state.delete_file_record(pair, action.record.path)
+                trash_file(self.state, self.remote, action.record)
             else:
                 self.tree.trash(action.folder)
             self.result.trashed += 1

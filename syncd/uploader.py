@@ -13,6 +13,11 @@ Recovery rules (the write-ahead ``intents`` table; see ``syncd.recovery``):
    whose remaining steps are idempotent (file/delete of the old id, file/edit of the name).
 3. A lost answer (reset, timeout, 5xx after the body was sent, "Failed reading response")
    is handled like rule 1 at once: list, trash unrecorded variants, send again.
+4. Trashing the copy of a deleted local file (``on_delete = "trash"``) forgets its record
+   and writes a ``trash`` intent in one commit *before* ``file/delete`` is sent, so a copy
+   that is gone on the server is never still recorded as the file's backup (a file that
+   comes back with the same content would otherwise be taken for synced); a crash or a
+   lost answer leaves the intent, and the next pass sends the idempotent delete again.
 
 So at every instant there is a good remote copy (the old one until the new one is
 recorded), and no copy survives that is not recorded.
@@ -105,8 +110,10 @@ class Uploader:
         follow_symlinks: bool = False,
         on_progress: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.time,
+        one_shot: bool = True,
     ) -> None:
         self.pair = pair
+        self.one_shot = one_shot
         self.root = root
         self.state = state
         self.remote = remote
@@ -158,7 +165,9 @@ class Uploader:
                 return Outcome("uploaded", st.st_size)  # deleted meanwhile: next pass decides
             # Changed while it was being sent: the recorded copy is stale; send it again.
             record, hash_first = self.state.file(self.pair, entry.path), False
-        return self.fail(entry.path, record, "changed during upload (tried 3 times)", True)
+        if self.one_shot:
+            return self.fail(entry.path, record, "changed during upload (tried 3 times)", True)
+        return self._still_changing(entry.path, record)
 
     # -- sending -----------------------------------------------------------------------
     def _send(
@@ -278,6 +287,15 @@ class Uploader:
         record.deleted_at = None
         self.state.put_file(record)
 
+    def _still_changing(self, path: str, record: FileRecord | None) -> Outcome:
+        """In ``run`` a file that kept changing is not a failure: it stays pending with no
+        backoff, and the watcher's next hint sends it once it has gone quiet."""
+        rec = self.state.file(self.pair, path) or record or FileRecord(self.pair, path)
+        rec.state, rec.error, rec.next_try = FileState.PENDING, "changing during upload", None
+        rec.attempts += 1
+        self.state.put_file(rec)
+        return Outcome("pending", error=rec.error)
+
     def fail(self, path: str, record: FileRecord | None, reason: str, permanent: bool) -> Outcome:
         """Record a failure, keeping whatever the record says about the remote copy."""
         rec = record if record is not None else FileRecord(self.pair, path)
@@ -302,13 +320,34 @@ def finish_replace(
     current_name: str,
     name: str,
 ) -> None:
-    """The idempotent tail of a replace: trash the old copy, restore the real name."""
+    """The idempotent tail of a replace: trash the old copy, restore the real name.
+
+    A rename the API refuses for good (the new copy is gone from the server, the name is
+    refused) marks the file failed without an MD5, so the next pass sends it again rather
+    than take the same bytes for synced; the intent is settled either way, since an
+    intent that fails on every pass would stop every later pass."""
     if old_file_id:
         with contextlib.suppress(ApiError):  # already gone
             remote.delete_file(old_file_id)
         state.update_intent(intent_id, old_file_id=None)
+    if current_name != name and old_file_id is None and current_name != upload_stored_name(name):
+        # The server renamed a *new* upload because a copy it already held took the name:
+        # one no record knows (a state DB lost without `adopt`). Local is the truth and
+        # this file's new copy is recorded, so the unrecorded namesake goes to the trash
+        # rather than stay beside it under the same name.
+        trash_namesakes(state, remote, pair, path, name, file_id)
     if current_name != name:
-        info = remote.rename_file(file_id, name)
+        try:
+            info = remote.rename_file(file_id, name)
+        except ApiError as exc:
+            with state.transaction():
+                rec = state.file(pair, path)
+                if rec is not None and rec.file_id == file_id:
+                    why = f"uploaded as {current_name!r} but not renamed: {exc}"
+                    state.update_file(pair, path, state=FileState.FAILED, error=why, md5=None)
+                state.remove_intent(intent_id)
+            log.warning("rename failed", pair=pair, path=path, file_id=file_id, error=str(exc))
+            return
         rec = state.file(pair, path)
         if rec is not None and rec.file_id == file_id:
             rec.remote_name = info.name
@@ -316,6 +355,41 @@ def finish_replace(
         if info.name != name:
             log.warning("server altered name", pair=pair, path=path, error=info.name)
     state.remove_intent(intent_id)
+
+
+def trash_file(state: StateStore, remote: Remote, record: FileRecord) -> None:
+    """Trash the remote copy of a file deleted locally (rule 4): forget, then delete."""
+    assert record.file_id
+    intent = Intent(
+        record.pair, "trash", record.path, record.folder_id, record.name, record.size,
+        file_id=record.file_id,
+    )  # fmt: skip
+    with state.transaction():
+        intent_id = state.add_intent(intent)
+        state.delete_file_record(record.pair, record.path)
+    finish_trash(state, remote, intent_id, record.file_id)
+
+
+def finish_trash(state: StateStore, remote: Remote, intent_id: int, file_id: str) -> None:
+    """The idempotent tail of ``trash_file``: file/delete, then drop the intent."""
+    with contextlib.suppress(ApiError):  # already gone
+        remote.delete_file(file_id)
+    state.remove_intent(intent_id)
+
+
+def trash_namesakes(
+    state: StateStore, remote: Remote, pair: str, path: str, name: str, keep_id: str
+) -> None:
+    """Trash unrecorded active files named ``name`` in the folder of ``path``'s record."""
+    rec = state.file(pair, path)
+    if rec is None or rec.folder_id is None:
+        return
+    referenced = state.referenced_file_ids(pair, rec.folder_id)
+    for remote_file in remote.list_folder(api_folder_id(rec.folder_id)).files:
+        if remote_file.name == name and remote_file.file_id not in referenced | {keep_id}:
+            remote.delete_file(remote_file.file_id)
+            log.info("trashed unrecorded copy", pair=pair, path=path,
+                     file_id=remote_file.file_id)  # fmt: skip
 
 
 def trash_orphans(

@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from syncd.emulator import EmulatorServer
 from syncd.remote.uploadapi.remote import UploadApiRemote
 from tests.scenario import Scenario
@@ -139,11 +137,6 @@ def test_duplicate_remote_names_adopt_one_copy(tmp_path: Path, emulator: Emulato
     assert sc.sync().exit_code == 0 and writes_since(sc, mark) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uploader: a new upload that the server renamed 'x (2)' is renamed back onto an "
-    "unrecorded remote 'x' (state DB lost, no adopt): two active copies of one name",
-)
 def test_sync_without_adopt_leaves_no_duplicate(tmp_path: Path, emulator: EmulatorServer) -> None:
     sc = Scenario(tmp_path, emulator)
     sc.write("top.txt", b"v1")

@@ -259,10 +259,6 @@ def test_a_slowly_written_file_is_not_recorded_half_written(
     assert remote_md5s(sc)["slow.bin"] == [md5(final)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "uploader.py: a file that changed during each of 3 sends in one run() is recorded "
-    "FAILED with the permanent backoff (600 s, doubling), and plan.py then skips its later "
-    "changes until next_try: in `run` it stays unsent long after it went quiet"))
 def test_a_file_changing_during_every_send_is_sent_once_quiet(
     sc: Scenario, emulator: EmulatorServer, live: Callable[..., LiveDaemon]
 ) -> None:
