@@ -16,12 +16,35 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 from urllib.parse import quote
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+
+def _import_structlog_without_rich() -> None:
+    """Import structlog while ``rich`` looks absent, unless either is already loaded.
+
+    structlog imports rich and pygments at import time, only to offer its rich exception
+    formatter, which syncd never uses (``plain_traceback`` below: rich would print local
+    variables - keys - unredacted). That is ~60 ms and ~4 MB of every start, a fifth of
+    a no-op ``syncd sync``. rich stays importable for the progress bar and the summary.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+    try:
+        with warnings.catch_warnings():  # structlog warns when it falls back to better-exceptions
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
+
+
+_import_structlog_without_rich()
+
+import structlog  # noqa: E402
+from structlog.typing import EventDict, Processor, WrappedLogger  # noqa: E402
 
 REDACTED = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words all over the logs
@@ -43,7 +66,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_secret_re: re.Pattern[str] | None = None  # rebuilt under _lock, read without it
+# (suspect, secret): ``suspect`` finds any registered secret or credential name - when it
+# finds nothing, neither ``secret`` nor a rule can match and redaction is one search (a
+# JSON log line holds a dozen strings: this is most of the cost of logging an upload).
+# Rebuilt together under _lock, read without it.
+_patterns: tuple[re.Pattern[str], re.Pattern[str] | None] = (re.compile(_NAMES), None)
 _handler: logging.Handler | None = None
 
 
@@ -53,7 +80,7 @@ def add_secret(value: str) -> None:
     Its URL-encoded form is registered too, since tokens and passwords travel in URLs.
     Values shorter than MIN_SECRET_LENGTH are ignored. Thread-safe.
     """
-    global _secret_re
+    global _patterns
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
@@ -62,13 +89,15 @@ def add_secret(value: str) -> None:
             return
         _secrets.update(new)
         # Longest first, so a secret containing another is replaced whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
+        literals = "|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True))
+        _patterns = (re.compile(f"{literals}|{_NAMES}"), re.compile(literals))
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret and credential-looking value replaced."""
-    pattern = _secret_re
+    suspect, pattern = _patterns
+    if suspect.search(text) is None:  # every rule needs a credential name to match
+        return text
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     for rule, replacement in _RULES:

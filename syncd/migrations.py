@@ -31,10 +31,11 @@ if TYPE_CHECKING:  # imported when a schema must be checked or migrated: ~50 ms 
     from sqlite_utils.migrations import Migrations
 
 BUSY_TIMEOUT = 10.0  # s: long enough to outwait a `status` read or a checkpoint
-# Page cache per connection. Passes read the DB in index order (one directory at a time)
-# and write it in path order, so a big cache buys little speed, while every page read
-# stays resident: 32 MiB made a no-op pass over 100k files cost ~300 bytes per file.
-CACHE_KIB = 4 * 1024
+# Page cache per connection (SQLite's default size). Passes read the DB in index order
+# (one directory at a time) and write it in path order, so a big cache buys little speed
+# (pages come back from the OS page cache), while every page read stays resident: 32 MiB
+# made a no-op pass over 100k files cost ~300 bytes per file.
+CACHE_KIB = 2 * 1024
 
 MIGRATION_SET = "syncd"
 MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite_utils.Migrations.migrations_table
@@ -145,7 +146,8 @@ def open_database(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Con
     """A connection to the migrated DB at ``path`` (created with its directory if
     missing), WAL mode.
 
-    One connection with ``check_same_thread=False``: the caller serialises its use.
+    One connection with ``check_same_thread=False`` (the caller serialises its use), in
+    autocommit mode (``isolation_level=None``): the caller opens transactions with BEGIN.
     A DB already in WAL mode with exactly the known migrations applied (every start but
     the first of a version) is opened with two plain queries, without sqlite_utils.
     """
@@ -156,7 +158,9 @@ def open_database(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Con
             f"cannot create the directory of state database {path}: {exc.strerror}"
         ) from exc
     try:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False)
+        # isolation_level=None: autocommit; transactions are explicit (StateStore._atomic).
+        conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False,
+                               isolation_level=None)  # fmt: skip
     except sqlite3.Error as exc:
         raise StateError(describe_error(path, exc)) from exc
     try:

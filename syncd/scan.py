@@ -33,10 +33,11 @@ followed or leads out of the root (SPEC §1: never upload anything outside the r
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 from pathlib import Path
 
@@ -59,6 +60,41 @@ _SPECIAL = (
 
 _DirId = tuple[int, int]  # (st_dev, st_ino): identifies a directory for loop detection
 _by_path = attrgetter("path")
+
+
+def _file_entry_factory() -> Callable[[str, int, int, int], LocalEntry]:
+    """``new(path, size, mtime_ns, inode)`` -> ``LocalEntry(path, Kind.FILE, …)``, twice
+    as fast as the constructor: a frozen dataclass sets each field through
+    ``object.__setattr__`` (~1.7 us a file, a fifth of a no-op pass over 10^5 files);
+    this sets the slots directly. Only for the exact fields it knows, else the
+    constructor (a field added to LocalEntry must not be left unset)."""
+    names = tuple(f.name for f in dataclasses.fields(LocalEntry))
+    if names != ("path", "kind", "size", "mtime_ns", "inode", "reason") or not hasattr(
+        LocalEntry, "__slots__"
+    ):
+        return lambda path, size, mtime_ns, inode: LocalEntry(
+            path, Kind.FILE, size, mtime_ns, inode
+        )
+    make = object.__new__
+    set_path, set_kind, set_size, set_mtime, set_inode, set_reason = (
+        getattr(LocalEntry, n).__set__ for n in names
+    )
+    file_kind = Kind.FILE
+
+    def new(path: str, size: int, mtime_ns: int, inode: int) -> LocalEntry:
+        entry: LocalEntry = make(LocalEntry)
+        set_path(entry, path)
+        set_kind(entry, file_kind)
+        set_size(entry, size)
+        set_mtime(entry, mtime_ns)
+        set_inode(entry, inode)
+        set_reason(entry, None)
+        return entry
+
+    return new
+
+
+_new_file_entry = _file_entry_factory()
 
 
 def scan_dir(root: Path, rel: str, rules: IgnoreRules, *, follow_symlinks: bool = False) -> DirScan:
@@ -156,7 +192,7 @@ class _Walker:
         add = entries.append
         is_ignored = self.rules.file_test()
         is_reg = stat.S_ISREG
-        file_kind = Kind.FILE
+        new_file = _new_file_entry
         try:
             with os.scandir(dir_abs) as it:
                 for de in it:
@@ -175,7 +211,7 @@ class _Walker:
                         and name.isascii()
                         and not is_ignored(path, name)
                     ):
-                        add(LocalEntry(path, file_kind, st.st_size, st.st_mtime_ns, st.st_ino))
+                        add(new_file(path, st.st_size, st.st_mtime_ns, st.st_ino))
                     else:
                         add(self._entry(prefix, name, st, dir_abs, ancestors, subdirs))
         except OSError as exc:

@@ -31,13 +31,13 @@ from syncd.paths import normalize_rel
 BATCH = 1000  # rows per iter_files query: bounded memory, few round trips
 _STATE_NAMES = ("synced", "pending", "failed", "skipped")
 _PAIR_KEYS = ("name", "local", "remote_root_id", "last_pass", "last_error", "pass_started")
-# ``changed_in``: a quiet record as the tuple an unchanged local FILE entry maps to (the
-# stored inode is signed; an st_ino >= 2**63 never matches and takes the slow path).
+# ``changed_in``: every record of a directory as the tuple an unchanged local FILE entry
+# maps to - if it is quiet (synced, present, uploaded); the others end in NULL and match
+# no entry. The stored inode is signed: an st_ino >= 2**63 never matches (slow path).
 _QUIET_SQL = (
-    "SELECT path, size, mtime_ns, inode, 'file' FROM files WHERE pair = ? AND dir = ? "
-    "AND state = 'synced' AND deleted_at IS NULL AND file_id IS NOT NULL"
+    "SELECT path, size, mtime_ns, inode, CASE WHEN state = 'synced' AND deleted_at IS NULL "
+    "AND file_id IS NOT NULL THEN 'file' END FROM files WHERE pair = ? AND dir = ?"
 )
-_COUNT_IN_SQL = "SELECT count(*) FROM files WHERE pair = ? AND dir = ?"
 _quiet_key = attrgetter("path", "size", "mtime_ns", "inode", "kind")
 utc_now = schema.utc_now
 __all__ = ["BATCH", "StateStore", "state_files", "utc_now"]
@@ -107,11 +107,11 @@ class StateStore:
             raise
 
     def _exec(self, sql: str, *params: Any) -> sqlite3.Cursor:
+        # The connection is in autocommit mode: outside transaction() one statement is
+        # its own transaction, committed when it returns (one call, not BEGIN/x/COMMIT:
+        # each call lets go of the GIL, which upload workers then queue to take back).
         with self._lock, self._guard():
-            if self._conn.in_transaction:  # inside transaction(): one statement is atomic
-                return self._conn.execute(sql, params)
-            with self._atomic():
-                return self._conn.execute(sql, params)
+            return self._conn.execute(sql, params)
 
     def _rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with self._lock, self._guard():
@@ -241,16 +241,15 @@ class StateStore:
             return scan, self.files_in(pair, scan.path)
         with self._lock, self._guard():
             quiet = set(self._conn.execute(_QUIET_SQL, (pair, scan.path)).fetchall())
-            total = self._conn.execute(_COUNT_IN_SQL, (pair, scan.path)).fetchone()[0]
-        if not quiet:
-            return scan, self.files_in(pair, scan.path)
+        if not quiet:  # no record at all: a new directory
+            return scan, []
         entries = scan.entries
         changed = [e for e, key in zip(entries, map(_quiet_key, entries), strict=True)
                    if key not in quiet]  # fmt: skip
         if len(changed) == len(entries):
             return scan, self.files_in(pair, scan.path)
         rest = DirScan(scan.path, changed, scan.error)
-        if len(entries) - len(changed) == total:  # every record matched: none is left
+        if len(entries) - len(changed) == len(quiet):  # every record matched: none is left
             return rest, []
         dropped = {e.path for e in entries} - {e.path for e in changed}
         return rest, [r for r in self.files_in(pair, scan.path) if r.path not in dropped]
