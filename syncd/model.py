@@ -117,6 +117,10 @@ class Intent:
                   (when set) then rename ``file_id`` back to ``name``.
       "rename"  - still to do: rename ``file_id`` to ``name``.
       "trash"   - still to do: file/delete ``file_id`` (a record already forgotten).
+      "mkdir"   - creating folder ``name`` in folder ``folder_id`` for directory ``path``;
+                  left over: list that folder and adopt a folder of that name.
+      "trash_folder" - still to do: folder/delete ``folder_id`` (its subtree's records
+                  already forgotten, the id already listed as trashed).
     """
 
     pair: str

@@ -17,8 +17,8 @@ import hashlib
 import threading
 
 from syncd.config import PairConfig
-from syncd.errors import ApiError, LostResponse, SyncdError
-from syncd.model import FolderRecord, name_of, parent_of
+from syncd.errors import ApiError, LostResponse, TransientError
+from syncd.model import FolderRecord, Intent, name_of, parent_of
 from syncd.names import unstorable_reason
 from syncd.remote.base import Listing, Remote, RemoteFolder
 from syncd.state import StateStore
@@ -30,6 +30,36 @@ _CREATE_ATTEMPTS = 4
 def api_folder_id(folder_id: str | None) -> str | None:
     """Our stored id -> the id the API takes (None for the account root)."""
     return folder_id or None
+
+
+def finish_mkdir(state: StateStore, remote: Remote, intent: Intent) -> None:
+    """The tail of an interrupted ``RemoteTree.mkdir``: adopt the folder it may have made.
+
+    The folder is recorded as the directory's, whether or not the directory still exists:
+    the planner then keeps, trashes or reuses it like any other (list-before-create finds
+    it too, but only while the directory exists)."""
+    assert intent.id is not None and intent.folder_id is not None and intent.name
+    rec = state.folder(intent.pair, intent.path)
+    found = None
+    if rec is None or rec.state != "active":
+        trashed = state.trashed_folder_ids(intent.pair)
+        listing = remote.list_folder(api_folder_id(intent.folder_id))
+        found = next(
+            (f for f in listing.folders if f.name == intent.name and f.folder_id not in trashed),
+            None,
+        )
+    with state.transaction():
+        if found is not None:
+            state.put_folder(FolderRecord(intent.pair, intent.path, found.folder_id))
+        state.remove_intent(intent.id)
+
+
+def finish_folder_trash(state: StateStore, remote: Remote, intent_id: int, folder_id: str) -> None:
+    """The idempotent tail of ``RemoteTree.trash``: folder/delete, then drop the intent."""
+    # Already gone: 4.x answers "Failed deleting the folder." for those.
+    with contextlib.suppress(ApiError):
+        remote.delete_folder(folder_id)
+    state.remove_intent(intent_id)
 
 
 class RemoteTree:
@@ -89,26 +119,46 @@ class RemoteTree:
             self.state.put_folder(rec)
             return rec
         assert parent_id is not None
+        # Written ahead: a crash after folder/create and before the record would leave a
+        # folder nobody knows of, an orphan for good if the directory is gone by the next
+        # pass; with the intent, that pass adopts it (``finish_mkdir``) and plans from there.
+        intent_id = self.state.add_intent(Intent(self.pair.name, "mkdir", path, parent_id, name))
         try:
             folder_id = self._find_or_create(
                 name, parent_id, is_public=self.pair.is_public, password=self.pair.folder_password
             )
+        except TransientError as exc:
+            # The last answer was lost too, so the folder may exist: the intent stays, and
+            # the next pass looks for it (``finish_mkdir``) before anything else.
+            rec = FolderRecord(self.pair.name, path, None, state="failed", error=str(exc))
+            self.state.put_folder(rec)
+            return rec
         except ApiError as exc:
             rec = FolderRecord(self.pair.name, path, None, state="failed", error=str(exc))
         else:
             rec = FolderRecord(self.pair.name, path, folder_id)
-        self.state.put_folder(rec)
+        with self.state.transaction():
+            self.state.put_folder(rec)
+            self.state.remove_intent(intent_id)
         return rec
 
     def trash(self, folder: FolderRecord) -> None:
-        """folder/delete (recursive, into the site's trash), then forget the subtree."""
+        """Forget the subtree and note a ``trash_folder`` intent in one commit, then
+        folder/delete (recursive, into the site's trash), then drop the intent.
+
+        Recorded first so that a folder gone on the server is never still recorded as
+        the home of its files: a crash or a lost answer after the delete would otherwise
+        leave records (and, if the directory comes back, new uploads) pointing into the
+        trash. The intent makes the next pass send the idempotent delete again."""
         assert folder.folder_id
-        # Already gone: 4.x answers "Failed deleting the folder." for those.
-        with contextlib.suppress(ApiError):
-            self.remote.delete_folder(folder.folder_id)
+        intent = Intent(self.pair.name, "trash_folder", folder.path, folder.folder_id)
         with self.state.transaction():
+            intent_id = self.state.add_intent(intent)
             self.state.mark_folder_trashed(self.pair.name, folder.path, folder.folder_id)
             self.state.forget_tree(self.pair.name, folder.path)
+        if self._trashed is not None:
+            self._trashed.add(folder.folder_id)
+        finish_folder_trash(self.state, self.remote, intent_id, folder.folder_id)
 
     # -- listing cache -----------------------------------------------------------------
     def listing(self, folder_id: str, *, fresh: bool = False) -> Listing:
@@ -142,7 +192,11 @@ class RemoteTree:
                 continue
             self._remember(parent_id, created)
             return created.folder_id
-        raise SyncdError(f"folder {name!r}: could not be created after {_CREATE_ATTEMPTS} tries")
+        # Transient like the lost answers themselves: ``mkdir`` records the directory as
+        # failed for this pass, which goes on with the others; the next pass tries again.
+        raise TransientError(
+            f"folder {name!r}: folder/create answer lost {_CREATE_ATTEMPTS} times in a row"
+        )
 
     def _find(self, name: str, parent_id: str, *, fresh: bool) -> RemoteFolder | None:
         trashed = self._trashed_ids()
