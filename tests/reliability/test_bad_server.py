@@ -114,8 +114,11 @@ def test_folder_create_answers_lost_four_times_fail_that_folder_for_one_pass(
     proxy.add(Rule("folder/create", html_page, times=1, forward=True, needle=mine))
     first = sc.sync(policy=FAST)
     assert first.exit_code == 1
-    assert {p for p, _ in first.failed} == {"dir 0/file 0.txt", "dir 0/file 2.txt",
-                                             "dir 0/file 4.txt"}, first.failed
+    assert {p for p, _ in first.failed} == {
+        "dir 0/file 0.txt",
+        "dir 0/file 2.txt",
+        "dir 0/file 4.txt",
+    }, first.failed
     if then == "deleted":
         sc.remove("dir 0")
     assert sc.sync(policy=FAST).exit_code == 0
