@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -125,19 +126,20 @@ class Engine:
     def _scans(
         self, pair: PairConfig, rules: IgnoreRules, dirs: list[str], trees: Iterable[str] | None
     ) -> Iterator[DirScan]:
-        follow = self.config.sync.follow_symlinks
+        # Files synced and unchanged are left out by the scanner itself (DirScan.unchanged).
+        follow, known = self.config.sync.follow_symlinks, partial(self.state.quiet_keys, pair.name)
         if trees is None and not dirs:
-            yield from walk(pair.local, rules, follow_symlinks=follow)
+            yield from walk(pair.local, rules, follow_symlinks=follow, known=known)
             return
         seen: set[str] = set()
         for rel in dirs:
             rel = _nearest_existing_dir(pair.local, rel)
             if rel not in seen:
                 seen.add(rel)
-                yield scan_dir(pair.local, rel, rules, follow_symlinks=follow)
+                yield scan_dir(pair.local, rel, rules, follow_symlinks=follow, known=known)
         for rel in trees or ():
             rel = _nearest_existing_dir(pair.local, rel)
-            yield from walk(pair.local, rules, start=rel, follow_symlinks=follow)
+            yield from walk(pair.local, rules, start=rel, follow_symlinks=follow, known=known)
 
     def workers(self) -> int:
         """``workers`` capped by the account's concurrent_uploads (0 = no cap)."""
@@ -214,7 +216,7 @@ class _PassRun:
     # -- per directory -----------------------------------------------------------------
     def _plan_and_run(self, scan: DirScan) -> None:
         pair, now = self.pair.name, self.engine.clock()
-        scan, files = self.state.changed_in(pair, scan)  # unchanged files left out: fast
+        files = self.state.records_left(pair, scan)  # unchanged files left out: fast
         actions = plan_dir(
             scan,
             files,

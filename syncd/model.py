@@ -6,7 +6,7 @@ or trailing "/", never ".."). ``parent_of`` / ``name_of`` split them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -57,11 +57,16 @@ class LocalEntry:
 
 @dataclass(frozen=True, slots=True)
 class DirScan:
-    """The entries of one directory, sorted by name; ``error`` when it could not be read."""
+    """The entries of one directory, sorted by name; ``error`` when it could not be read.
+
+    ``unchanged``: paths of files the scanner left out because the state DB already has
+    them synced with the same stat (``walk(known=…)``); they exist, nothing is to be done.
+    """
 
     path: str
     entries: list[LocalEntry]
     error: str | None = None
+    unchanged: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

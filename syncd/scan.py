@@ -22,6 +22,9 @@ Classification (``LocalEntry.kind`` / ``reason``):
   printable with ``\\xNN`` escapes; never descended
 - an entry whose lstat fails other than by vanishing -> FAIL "cannot stat: <reason>"
 - an entry that vanished between listing and lstat -> omitted (the next look sees it gone)
+- a FILE whose ``(path, size, mtime_ns, inode)`` is in the caller's ``known`` set for
+  its directory (synced and unchanged: the no-op pass's fast path) -> no entry; its
+  path is listed in ``DirScan.unchanged`` instead
 
 A directory that cannot be listed (permission denied, vanished, replaced by a file)
 appears as DIR in its parent, and its own ``DirScan`` carries ``error``: the caller must
@@ -37,7 +40,7 @@ import dataclasses
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from operator import attrgetter
 from pathlib import Path
 
@@ -59,6 +62,11 @@ _SPECIAL = (
 )
 
 _DirId = tuple[int, int]  # (st_dev, st_ino): identifies a directory for loop detection
+# ``known(rel)``: the ``(path, size, mtime_ns, inode)`` of the files in directory ``rel``
+# that need no look (StateStore.quiet_keys). inode as stored: signed 64-bit.
+StatKey = tuple[str, int, int, int]
+Known = Callable[[str], Container[StatKey]]
+_INODE_SIGN = 1 << 63
 _by_path = attrgetter("path")
 
 
@@ -97,10 +105,17 @@ def _file_entry_factory() -> Callable[[str, int, int, int], LocalEntry]:
 _new_file_entry = _file_entry_factory()
 
 
-def scan_dir(root: Path, rel: str, rules: IgnoreRules, *, follow_symlinks: bool = False) -> DirScan:
+def scan_dir(
+    root: Path,
+    rel: str,
+    rules: IgnoreRules,
+    *,
+    follow_symlinks: bool = False,
+    known: Known | None = None,
+) -> DirScan:
     """The entries of directory ``rel`` under ``root`` (e.g. for a watcher hint)."""
     rel = normalize_rel(rel)
-    walker = _Walker(root, rules, follow_symlinks)
+    walker = _Walker(root, rules, follow_symlinks, known)
     refused = walker.refuse_start(rel)
     if refused:
         return DirScan(rel, [], refused)
@@ -109,16 +124,22 @@ def scan_dir(root: Path, rel: str, rules: IgnoreRules, *, follow_symlinks: bool 
 
 
 def walk(
-    root: Path, rules: IgnoreRules, *, start: str = "", follow_symlinks: bool = False
+    root: Path,
+    rules: IgnoreRules,
+    *,
+    start: str = "",
+    follow_symlinks: bool = False,
+    known: Known | None = None,
 ) -> Iterator[DirScan]:
     """Yield a ``DirScan`` for ``start`` and every directory below it, depth first.
 
     Parents come before their children and siblings in name order. Only the stack of
     directories still to visit is held (plus, when following symlinks, the identities of
-    the directories on the current path, for loop detection).
+    the directories on the current path, for loop detection). ``known`` is asked once
+    per directory, just before it is listed.
     """
     start = normalize_rel(start)
-    walker = _Walker(root, rules, follow_symlinks)
+    walker = _Walker(root, rules, follow_symlinks, known)
     refused = walker.refuse_start(start)
     if refused:
         yield DirScan(start, [], refused)
@@ -135,10 +156,13 @@ def walk(
 class _Walker:
     """Settings shared by every directory of one walk."""
 
-    def __init__(self, root: Path, rules: IgnoreRules, follow_symlinks: bool) -> None:
+    def __init__(
+        self, root: Path, rules: IgnoreRules, follow_symlinks: bool, known: Known | None
+    ) -> None:
         self.root = os.path.abspath(root)
         self.rules = rules
         self.follow = follow_symlinks
+        self.known = known
         self.real_root = os.path.realpath(self.root) if follow_symlinks else ""
 
     def refuse_start(self, rel: str) -> str | None:
@@ -184,12 +208,15 @@ class _Walker:
         dir_abs = os.path.join(self.root, rel) if rel else self.root
         prefix = rel + "/" if rel else ""
         entries: list[LocalEntry] = []
+        unchanged: list[str] = []
         subdirs: list[tuple[str, _DirId]] = []
         error: str | None = None
         # The loop below is the hot path of every pass (one iteration per local file):
         # the common case - a non-empty regular file with an ASCII name that no rule
-        # ignores - is handled inline; everything else goes to ``_entry``.
-        add = entries.append
+        # ignores, unchanged since it was synced - costs one lstat, one regex and one
+        # set lookup, and builds nothing; everything else goes to ``_entry``.
+        known = self.known(rel) if self.known is not None else ()
+        add, same = entries.append, unchanged.append
         is_ignored = self.rules.file_test()
         is_reg = stat.S_ISREG
         new_file = _new_file_entry
@@ -211,16 +238,25 @@ class _Walker:
                         and name.isascii()
                         and not is_ignored(path, name)
                     ):
-                        add(new_file(path, st.st_size, st.st_mtime_ns, st.st_ino))
+                        size, mtime_ns, inode = st.st_size, st.st_mtime_ns, st.st_ino
+                        signed = inode if inode < _INODE_SIGN else inode - (_INODE_SIGN << 1)
+                        if (path, size, mtime_ns, signed) in known:
+                            same(path)
+                        else:
+                            add(new_file(path, size, mtime_ns, inode))
+                        continue
+                    entry = self._entry(prefix, name, st, dir_abs, ancestors, subdirs)
+                    if entry.kind is Kind.FILE and _key(entry) in known:
+                        same(entry.path)
                     else:
-                        add(self._entry(prefix, name, st, dir_abs, ancestors, subdirs))
+                        add(entry)
         except OSError as exc:
             # Keep what was listed before the failure; ``error`` tells the caller that
             # absent entries prove nothing.
             error = f"cannot read directory: {exc.strerror or exc}"
         entries.sort(key=_by_path)
         subdirs.sort()
-        return DirScan(rel, entries, error), subdirs
+        return DirScan(rel, entries, error, unchanged), subdirs
 
     def _entry(
         self,
@@ -281,6 +317,12 @@ class _Walker:
         if stat.S_ISREG(st.st_mode):
             return (Kind.FILE, None, st) if st.st_size else (Kind.SKIP, ZERO_BYTE, st)
         return Kind.SKIP, _special(st.st_mode), st
+
+
+def _key(entry: LocalEntry) -> StatKey:
+    inode = entry.inode
+    signed = inode if inode < _INODE_SIGN else inode - (_INODE_SIGN << 1)
+    return entry.path, entry.size, entry.mtime_ns, signed
 
 
 def _is_utf8(name: str) -> bool:

@@ -18,7 +18,6 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,14 +30,15 @@ from syncd.paths import normalize_rel
 BATCH = 1000  # rows per iter_files query: bounded memory, few round trips
 _STATE_NAMES = ("synced", "pending", "failed", "skipped")
 _PAIR_KEYS = ("name", "local", "remote_root_id", "last_pass", "last_error", "pass_started")
-# ``changed_in``: every record of a directory as the tuple an unchanged local FILE entry
-# maps to - if it is quiet (synced, present, uploaded); the others end in NULL and match
-# no entry. The stored inode is signed: an st_ino >= 2**63 never matches (slow path).
+# ``quiet_keys``: the stat of every file a pass may skip without a look - synced, present
+# and uploaded - read from the partial covering index ``files_quiet`` alone (migration
+# m002). INDEXED BY: if the planner could not use it, the query fails instead of crawling.
 _QUIET_SQL = (
-    "SELECT path, size, mtime_ns, inode, CASE WHEN state = 'synced' AND deleted_at IS NULL "
-    "AND file_id IS NOT NULL THEN 'file' END FROM files WHERE pair = ? AND dir = ?"
+    "SELECT path, size, mtime_ns, inode FROM files INDEXED BY files_quiet "
+    "WHERE pair = ? AND dir = ? AND state = 'synced' AND deleted_at IS NULL "
+    "AND file_id IS NOT NULL"
 )
-_quiet_key = attrgetter("path", "size", "mtime_ns", "inode", "kind")
+_COUNT_IN_SQL = "SELECT count(*) FROM files WHERE pair = ? AND dir = ?"
 utc_now = schema.utc_now
 __all__ = ["BATCH", "StateStore", "state_files", "utc_now"]
 
@@ -231,28 +231,25 @@ class StateStore:
         """The file records directly inside ``dir``, by name (the planner's hot path)."""
         return schema.records(pair, self._rows(schema.FILES_IN_SQL, pair, dir))
 
-    def changed_in(self, pair: str, scan: DirScan) -> tuple[DirScan, list[FileRecord]]:
-        """``scan`` and ``files_in(pair, scan.path)`` less every file the planner would
-        leave alone: a FILE entry whose record is synced, present (not deleted), uploaded
-        and has the same ``(size, mtime_ns, inode)``. The pair of lists plans exactly as
-        the full one does, and the records of unchanged files are never built - the
-        no-op pass's fast path (one index range and one set lookup per file)."""
-        if scan.error is not None:
-            return scan, self.files_in(pair, scan.path)
+    def quiet_keys(self, pair: str, dir: str) -> set[tuple[str, int, int, int]]:
+        """``(path, size, mtime_ns, inode)`` of each file in ``dir`` that is synced,
+        present and uploaded: a local file with exactly that stat needs nothing (the
+        scanner's ``known``; inode signed as stored). One index range, no table read."""
         with self._lock, self._guard():
-            quiet = set(self._conn.execute(_QUIET_SQL, (pair, scan.path)).fetchall())
-        if not quiet:  # no record at all: a new directory
-            return scan, []
-        entries = scan.entries
-        changed = [e for e, key in zip(entries, map(_quiet_key, entries), strict=True)
-                   if key not in quiet]  # fmt: skip
-        if len(changed) == len(entries):
-            return scan, self.files_in(pair, scan.path)
-        rest = DirScan(scan.path, changed, scan.error)
-        if len(entries) - len(changed) == len(quiet):  # every record matched: none is left
-            return rest, []
-        dropped = {e.path for e in entries} - {e.path for e in changed}
-        return rest, [r for r in self.files_in(pair, scan.path) if r.path not in dropped]
+            return set(self._conn.execute(_QUIET_SQL, (pair, dir)).fetchall())
+
+    def records_left(self, pair: str, scan: DirScan) -> list[FileRecord]:
+        """``files_in(pair, scan.path)`` less the records of ``scan.unchanged``: with
+        ``scan`` it plans exactly as the whole directory does, and in a pass with nothing
+        to do no record is built (one count per directory)."""
+        if not scan.unchanged:
+            return self.files_in(pair, scan.path)
+        with self._lock, self._guard():
+            (count,) = self._conn.execute(_COUNT_IN_SQL, (pair, scan.path)).fetchone()
+        if count == len(scan.unchanged):
+            return []
+        same = set(scan.unchanged)
+        return [r for r in self.files_in(pair, scan.path) if r.path not in same]
 
     def file(self, pair: str, path: str) -> FileRecord | None:
         rows = self._rows(f"{schema.FILE_SQL} WHERE pair = ? AND path = ?", pair, path)

@@ -79,12 +79,36 @@ def test_open_twice_migrations_idempotent(db_path: Path) -> None:
     st.close()
     conn = sqlite3.connect(db_path)
     applied = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'syncd'")
-    assert [r[0] for r in applied] == ["m001_initial"]
+    assert [r[0] for r in applied] == ["m001_initial", "m002_quiet_index"]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     with StateStore(db_path) as again:
         assert again.get_meta("k") == "v"
         assert again._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_a_db_of_the_first_schema_is_upgraded_in_place(db_path: Path) -> None:
+    """A state DB written by a syncd with only m001 gains the quiet index, records kept."""
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+    from syncd import migrations
+
+    first = Migrations(migrations.MIGRATION_SET)
+    first()(migrations.m001_initial)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = Database(db_path)
+    db.enable_wal()
+    first.apply(db)
+    db.execute(
+        "INSERT INTO files (pair, path, dir, size, mtime_ns, inode, file_id, state) "
+        "VALUES ('p', 'd/a', 'd', 3, 4, 5, 'f1', 'synced')"
+    )
+    db.conn.commit()
+    db.close()
+    with StateStore(db_path) as st:
+        assert st.quiet_keys("p", "d") == {("d/a", 3, 4, 5)}
+        assert st.file("p", "d/a").file_id == "f1"  # type: ignore[union-attr]
 
 
 def test_corrupt_file_is_a_state_error(db_path: Path) -> None:
