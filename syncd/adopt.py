@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import structlog
 
 from syncd.commands import open_session, print_json, select_pairs, worst_exit
 from syncd.config import Config, PairConfig
 from syncd.errors import ApiError, AuthRefused, RemoteUnavailable, SyncdError, WrongPath
 from syncd.lock import state_files
+from syncd.log import get_logger
 from syncd.model import FileRecord, FileState, FolderRecord, Kind, LocalEntry, join
 from syncd.paths import IgnoreRules
 from syncd.remote.base import Remote, RemoteFile
@@ -40,7 +40,7 @@ from syncd.remote_walk import FolderNotFound, WalkedDir, resolve_folder, walk
 from syncd.scan import scan_dir
 from syncd.state import StateStore
 
-log = structlog.get_logger("syncd.adopt")
+log = get_logger("syncd.adopt")
 SHOWN = 50
 
 

@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import structlog
-
 from syncd.config import Config, PairConfig
 from syncd.daemon_process import daemon_engine, install_handlers
 from syncd.daemon_report import DaemonReporter
@@ -36,13 +34,14 @@ from syncd.debounce import HINT_KINDS, Batch, Debouncer, HintKind
 from syncd.engine import Engine, PassResult
 from syncd.errors import AuthRefused, ConfigError, SyncdError
 from syncd.lock import state_files
+from syncd.log import get_logger
 from syncd.metrics import MetricsSink, NullMetrics, metrics_for
 from syncd.paths import IGNORE_FILE, IgnoreRules
 from syncd.recovery import recover_intents
 from syncd.systemd import Notifier
 from syncd.watcher import Watcher
 
-log = structlog.get_logger("syncd.daemon")
+log = get_logger("syncd.daemon")
 
 STOP_GRACE: Final = 20.0  # in-flight uploads after SIGTERM; TimeoutStopSec=30 keeps 10 s spare
 FALLBACK_MIN_INTERVAL: Final = 2.0  # unwatched pairs: rescan at max(this, 5 x debounce, ...)

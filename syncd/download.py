@@ -30,12 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from syncd.errors import LocalError, RemoteUnavailable, SyncdError
+from syncd.log import get_logger
 from syncd.remote.base import DownloadResult, ProgressFn, Remote
 
-log = structlog.get_logger("syncd.download")
+log = get_logger("syncd.download")
 
 DOWNLOAD_ATTEMPTS = 3  # tries per file, each with a fresh download URL; then "not restored"
 HASH_CHUNK = 1024 * 1024

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import structlog
-
 from syncd.config import Config, PairConfig
 from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError
+from syncd.log import get_logger
 from syncd.model import DirScan, FileRecord, FileState, Kind, parent_of
 from syncd.paths import IgnoreRules
 from syncd.plan import (
@@ -47,7 +46,7 @@ from syncd.scan import scan_dir, walk
 from syncd.state import StateStore
 from syncd.uploader import Outcome, Uploader, trash_file, utc_now
 
-log = structlog.get_logger("syncd.engine")
+log = get_logger("syncd.engine")
 
 
 @dataclass

@@ -7,6 +7,10 @@ stdout stays free for command output and ``--json``.
 
 Usage: ``log = get_logger(__name__)`` then ``log.info("uploaded", pair=..., path=...,
 file_id=..., bytes=...)`` — a fixed lowercase message plus keys, never an f-string.
+
+structlog itself is imported on the first line logged, not at start: it brings asyncio
+and ssl along (~40 ms and ~10 MB of every start), and a pass with nothing to do logs
+nothing. ``get_logger`` hands out stand-ins that load it when first used.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TextIO, cast
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 
 def _import_structlog_without_rich() -> None:
@@ -40,11 +48,6 @@ def _import_structlog_without_rich() -> None:
     finally:
         del sys.modules["rich"]
 
-
-_import_structlog_without_rich()
-
-import structlog  # noqa: E402
-from structlog.typing import EventDict, Processor, WrappedLogger  # noqa: E402
 
 REDACTED = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words all over the logs
@@ -72,6 +75,8 @@ _secrets: set[str] = set()
 # Rebuilt together under _lock, read without it.
 _patterns: tuple[re.Pattern[str], re.Pattern[str] | None] = (re.compile(_NAMES), None)
 _handler: logging.Handler | None = None
+_structlog_lock = threading.Lock()
+_structlog_ready = False  # structlog imported and configured by this module
 
 
 def add_secret(value: str) -> None:
@@ -161,68 +166,123 @@ def configure_logging(
     tty = _isatty(real)
     if fmt is None:
         fmt = "console" if tty and not _is_journal(real) else "json"
-    level = level_for(verbosity)
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    renderer: Processor
-    if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        colors = tty and "NO_COLOR" not in os.environ
-        # plain_traceback, not rich: rich would print local variables (keys!) unredacted.
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=colors, exception_formatter=structlog.dev.plain_traceback
-        )
+    colors = fmt == "console" and tty and "NO_COLOR" not in os.environ
     handler: logging.Handler = logging.StreamHandler(stream if stream is not None else _Stderr())
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[
-                structlog.stdlib.add_log_level,
-                structlog.stdlib.add_logger_name,
-                timestamper,
-            ],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                redact_secrets,
-                renderer,
-            ],
-        )
-    )
+    handler.setFormatter(_DeferredFormatter(fmt, colors))
     root = logging.getLogger()
     with _lock:
         if _handler is not None:
             root.removeHandler(_handler)
         root.addHandler(handler)
         _handler = handler
-    root.setLevel(level)
+    root.setLevel(level_for(verbosity))
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 2 else logging.WARNING)
+    if _structlog_ready:  # already loaded: (re)configure now, as before the first line
+        _configure_structlog()
+
+
+class _DeferredFormatter(logging.Formatter):
+    """structlog's ProcessorFormatter, built (and structlog imported) on the first record."""
+
+    def __init__(self, fmt: str, colors: bool) -> None:
+        super().__init__()
+        self._fmt_name, self._colors = fmt, colors
+        self._real: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._real is None:
+            self._real = _processor_formatter(self._fmt_name, self._colors)
+        return self._real.format(record)
+
+
+def _processor_formatter(fmt: str, colors: bool) -> logging.Formatter:
+    structlog = _load_structlog()
+    renderer: Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        # plain_traceback, not rich: rich would print local variables (keys!) unredacted.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        )
+    formatter: logging.Formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+    )
+    return formatter
+
+
+def _load_structlog() -> Any:
+    """The structlog module, imported without rich (see ``_import_structlog_without_rich``)."""
+    _import_structlog_without_rich()
+    import structlog
+
+    return structlog
+
+
+def _configure_structlog() -> None:
+    structlog = _load_structlog()
     structlog.configure(
-        processors=_structlog_chain(timestamper),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,  # reconfiguring (CLI options, tests) must take effect
     )
 
 
-def _structlog_chain(timestamper: Processor) -> Sequence[Processor]:
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.filter_by_level,
-        structlog.stdlib.add_log_level,
-        timestamper,
-        structlog.processors.StackInfoRenderer(),
-        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-    ]
+def _ensure_structlog() -> Any:
+    """Load and configure structlog for the first line logged. Until ``configure_logging``
+    runs, defaults apply (stderr, redacted) rather than structlog's own (stdout,
+    unredacted) - unless something else configured structlog (a test's capture_logs)."""
+    global _structlog_ready
+    if not _structlog_ready:
+        with _structlog_lock:
+            structlog = _load_structlog()
+            if not _structlog_ready and (_handler is not None or not structlog.is_configured()):
+                if _handler is None:
+                    configure_logging()
+                _configure_structlog()
+                _structlog_ready = True
+            return structlog
+    return sys.modules["structlog"]
+
+
+class _LazyLogger:
+    """Stands in for ``structlog.stdlib.get_logger(name)`` until it is first used."""
+
+    __slots__ = ("_name", "_real")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._real: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        real = self._real
+        if real is None:
+            real = self._real = _ensure_structlog().stdlib.get_logger(self._name)
+        return getattr(real, attr)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger for module ``name``; until ``configure_logging`` runs, defaults apply
-    (stderr, redacted) rather than structlog's own (stdout, unredacted)."""
-    if _handler is None:
-        configure_logging()
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger
+    """A logger for module ``name``. Cheap: nothing is loaded until it logs."""
+    return cast("structlog.stdlib.BoundLogger", _LazyLogger(name))
 
 
 class _Stderr:

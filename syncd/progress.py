@@ -10,9 +10,9 @@ import threading
 import time
 from typing import Protocol
 
-import structlog
+from syncd.log import get_logger
 
-log = structlog.get_logger("syncd.progress")
+log = get_logger("syncd.progress")
 
 
 class Reporter(Protocol):

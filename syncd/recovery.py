@@ -7,16 +7,15 @@ way by the next pass. The rules themselves are written down in ``syncd.uploader`
 
 from __future__ import annotations
 
-import structlog
-
 from syncd.errors import ApiError
+from syncd.log import get_logger
 from syncd.model import Intent
 from syncd.remote.base import Remote
 from syncd.remote_tree import finish_folder_trash, finish_mkdir
 from syncd.state import StateStore
 from syncd.uploader import finish_replace, finish_trash, trash_orphans
 
-log = structlog.get_logger("syncd.recovery")
+log = get_logger("syncd.recovery")
 
 
 def recover_intents(state: StateStore, remote: Remote, pair: str) -> int:

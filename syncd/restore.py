@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import structlog
 
 from syncd.commands import print_json, select_pairs, worst_exit
 from syncd.config import Config, PairConfig
 from syncd.errors import SyncdError
 from syncd.lock import StateLock
+from syncd.log import get_logger
 from syncd.model import FileState
 from syncd.paths import normalize_rel
 from syncd.progress import LogReporter, Reporter, RichReporter
@@ -48,7 +48,7 @@ from syncd.retry import RetryPolicy
 from syncd.scan import ZERO_BYTE
 from syncd.state import StateStore
 
-log = structlog.get_logger("syncd.restore")
+log = get_logger("syncd.restore")
 SHOWN = 50  # problems listed in the text summary (all of them are in --json)
 
 

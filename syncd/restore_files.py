@@ -25,8 +25,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from syncd.download import (
     EMPTY_MD5,
     BadDownload,
@@ -49,12 +47,13 @@ from syncd.errors import (
     SyncdError,
     WrongPath,
 )
+from syncd.log import get_logger
 from syncd.model import parent_of
 from syncd.progress import NullReporter, Reporter
 from syncd.remote.base import Remote
 from syncd.remote_walk import safe_name
 
-log = structlog.get_logger("syncd.restore")
+log = get_logger("syncd.restore")
 
 FATAL = (RemoteUnavailable, AuthRefused, WrongPath)  # the run cannot go on: exit 75 / 77 / 78
 DIFFERS = "exists with other content (left untouched; --overwrite replaces it)"

@@ -19,17 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import structlog
 import tenacity
 
 from syncd.errors import LostResponse, RemoteUnavailable, TransientError
+from syncd.log import get_logger
 
 T = TypeVar("T")
 
 OnRetry = Callable[[str, BaseException], None]
 """Called as ``on_retry(endpoint, exc)`` before each wait, e.g. to count retries by cause."""
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-import structlog
+from syncd.log import get_logger
 
-log = structlog.get_logger("syncd.systemd")
+log = get_logger("syncd.systemd")
 
 
 def _address(notify_socket: str) -> str | None:

@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from syncd.digest import file_md5
 from syncd.errors import (
     ApiError,
@@ -46,6 +44,7 @@ from syncd.errors import (
     RemoteUnavailable,
     TransientError,
 )
+from syncd.log import get_logger
 from syncd.model import FileRecord, FileState, Intent
 from syncd.names import is_upload_variant, unstorable_reason, upload_stored_name
 from syncd.plan import Upload
@@ -53,7 +52,7 @@ from syncd.remote.base import Remote
 from syncd.remote_tree import api_folder_id
 from syncd.state import StateStore
 
-log = structlog.get_logger("syncd.upload")
+log = get_logger("syncd.upload")
 
 SEND_ATTEMPTS = 4  # lost answers / integrity mismatches before a file is left pending
 CHANGE_ATTEMPTS = 3  # a file that keeps changing while it is sent is then reported failed

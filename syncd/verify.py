@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
-
 from syncd.config import PairConfig
 from syncd.digest import file_md5
 from syncd.errors import ApiError
+from syncd.log import get_logger
 from syncd.model import FileRecord, FileState
 from syncd.remote.base import Remote
 from syncd.state import StateStore
 
-log = structlog.get_logger("syncd.verify")
+log = get_logger("syncd.verify")
 
 
 @dataclass

@@ -58,7 +58,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
-import structlog
 from watchdog.events import (
     EVENT_TYPE_ATTRIB,
     EVENT_TYPE_CLOSED,
@@ -81,8 +80,9 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 
 from syncd.debounce import HintKind
+from syncd.log import get_logger
 
-log = structlog.get_logger("syncd.watcher")
+log = get_logger("syncd.watcher")
 
 HintSink = Callable[[str, str, HintKind], None]
 IgnoreRule = Callable[[str, str], bool]

@@ -35,7 +35,6 @@ from typing import Any, BinaryIO, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-import structlog
 
 from syncd import __version__
 from syncd.config import RemoteConfig
@@ -50,6 +49,7 @@ from syncd.errors import (
     TransientError,
     WrongPath,
 )
+from syncd.log import get_logger
 from syncd.remote.base import ProgressFn
 from syncd.remote.uploadapi import wire
 from syncd.retry import retry_after_seconds
@@ -58,7 +58,7 @@ from syncd.throttle import Throttle
 T = TypeVar("T")
 _TOKEN_ROUNDS = 4  # bound on picking up other threads' fresh tokens for one request
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_ANSWER_BYTES = 128 * 1024 * 1024  # a listing of ~300k files; beyond that it is not JSON
 DOWNLOAD_CHUNK = 1024 * 1024

@@ -19,10 +19,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
-import structlog
-
 from syncd.config import RemoteConfig
 from syncd.errors import IntegrityError, LocalError, LostResponse, RateLimited, RemoteError
+from syncd.log import get_logger
 from syncd.remote.base import (
     DownloadResult,
     Listing,
@@ -39,7 +38,7 @@ from syncd.retry import ONE_SHOT, OnRetry, RetryPolicy, call_with_retry
 from syncd.throttle import Throttle
 
 T = TypeVar("T")
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PATH_SAFE = "/%-._~()!*,:@"  # everything else in a name (&, +, ?, >, non-ASCII) is escaped
 
