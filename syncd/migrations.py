@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -247,6 +246,8 @@ def _why_unwritable(db_path: Path) -> str:
         if db_path.exists():
             os.close(os.open(db_path, os.O_RDWR))
         else:
+            import tempfile
+
             fd, probe = tempfile.mkstemp(dir=db_path.parent, prefix=".syncd-probe-")
             os.close(fd)
             os.unlink(probe)

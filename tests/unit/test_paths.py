@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.errors import ConfigError
 from syncd.lock import state_files
@@ -174,3 +176,43 @@ def test_fast_paths_agree_with_pathspec(tmp_path: Path, patterns: tuple[str, ...
                 expected = spec.match_file(rel + "/" if is_dir else rel)
                 assert r.ignored(rel, is_dir) == expected, (rel, is_dir)
             assert test(rel, name) == spec.match_file(rel), rel
+
+
+_NAME_CHARS = st.sampled_from(list("ab.#~!* ?[]\\-_x"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(st.text(_NAME_CHARS, min_size=1, max_size=4), min_size=1, max_size=4),
+    names=st.lists(st.text(_NAME_CHARS, min_size=1, max_size=6), min_size=1, max_size=8),
+)
+def test_file_test_agrees_with_pathspec_for_any_name_patterns(
+    patterns: list[str], names: list[str]
+) -> None:
+    """Whatever shortcut file_test takes (plain suffix/prefix/name tests, the combined
+    regex, pathspec), a file is ignored exactly when pathspec says so."""
+    import pathspec
+
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        r = IgnoreRules.from_patterns(Path("/root"), patterns)
+    except (ValueError, ConfigError):
+        return  # a bad pattern is refused up front (test_bad_pattern_is_a_config_error)
+    test = r.file_test()
+    # Like a walk: never a path inside an ignored directory (the rules assume so).
+    parents = [""] + ([] if spec.match_file("d/") else ["d/"])
+    for name in names:
+        if name in (".", "..") or "/" in name:
+            continue
+        for rel in (parent + name for parent in parents):
+            assert test(rel, name) == spec.match_file(rel), (patterns, rel)
+
+
+def test_default_patterns_take_the_plain_string_path() -> None:
+    from syncd.paths import _affixes
+
+    assert _affixes(["*.swp", "*~", ".#*", "*.part", "*.tmp", "Thumbs.db"]) == (
+        (".swp", "~", ".part", ".tmp"), (".#",), frozenset({"Thumbs.db"})
+    )
+    for not_plain in (["*.t?p"], ["!x"], ["#c"], ["a/b"], ["*"], [" x"], ["x "], ["\\#x"]):
+        assert _affixes(not_plain) is None, not_plain

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.model import DirScan, FileRecord, FileState, Kind, LocalEntry
-from syncd.plan import plan_dir
 from syncd.paths import IgnoreRules
+from syncd.plan import plan_dir
 from syncd.scan import _key, _new_file_entry, scan_dir, walk
 from syncd.state import StateStore
 
