@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.config import Config, PairConfig
 from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError
@@ -40,11 +41,13 @@ from syncd.plan import (
 )
 from syncd.progress import NullReporter, Reporter
 from syncd.recovery import recover_intents
-from syncd.remote.base import Remote
 from syncd.remote_tree import RemoteTree
 from syncd.scan import scan_dir, walk
 from syncd.state import StateStore
 from syncd.uploader import Outcome, Uploader, trash_file, utc_now
+
+if TYPE_CHECKING:  # for annotations only: no import at start
+    from syncd.remote.base import Remote
 
 log = get_logger("syncd.engine")
 

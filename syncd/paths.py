@@ -19,10 +19,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from syncd.errors import ConfigError
+
+if TYPE_CHECKING:  # imported only for rules that need it (~20 ms at start)
+    import pathspec
 
 IGNORE_FILE = ".syncdignore"
 REASON_IGNORED = "ignored"
@@ -82,7 +84,7 @@ class IgnoreRules:
     root: Path
     patterns: tuple[str, ...] = ()
     excluded: frozenset[str] = frozenset()
-    _matcher: _Matcher | None = field(default=None, repr=False, compare=False)
+    _matcher: _Matcher | _PlainMatcher | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, local_root: Path, patterns: Sequence[str]) -> IgnoreRules:
@@ -92,7 +94,7 @@ class IgnoreRules:
         silently uploading what the user meant to exclude could leak a secret.
         """
         lines = list(patterns)
-        _compile(lines, "the config key sync.ignore")
+        _check(lines, "the config key sync.ignore")
         ignore_file = local_root / IGNORE_FILE
         try:
             text = ignore_file.read_text(encoding="utf-8", errors="replace")
@@ -101,17 +103,21 @@ class IgnoreRules:
         except OSError as exc:
             raise ConfigError(f"cannot read ignore file {ignore_file}: {exc.strerror}") from exc
         file_lines = text.lstrip("\ufeff").splitlines()
-        _compile(file_lines, str(ignore_file))
+        _check(file_lines, str(ignore_file))
         return cls.from_patterns(local_root, lines + file_lines)
 
     @classmethod
     def from_patterns(cls, local_root: Path, lines: Iterable[str]) -> IgnoreRules:
         """Rules from gitignore lines only (no ``.syncdignore`` lookup)."""
         all_lines = tuple(lines)
-        spec = _compile(list(all_lines), "ignore patterns")
-        matcher = (
-            _Matcher(all_lines, spec) if any(p.include is not None for p in spec.patterns) else None
-        )
+        affixes = _affixes(all_lines)
+        matcher: _Matcher | _PlainMatcher | None
+        if affixes is not None:  # plain lines (the default list): no pathspec needed
+            matcher = _PlainMatcher(*affixes) if any(affixes) else None
+        else:
+            spec = _compile(list(all_lines), "ignore patterns")
+            active = any(p.include is not None for p in spec.patterns)
+            matcher = _Matcher(all_lines, spec) if active else None
         return cls(Path(local_root), all_lines, frozenset(), matcher)
 
     def with_excluded(self, abs_paths: Iterable[Path | str]) -> IgnoreRules:
@@ -160,16 +166,15 @@ class IgnoreRules:
         excluded = self.excluded
         if m is None:
             return lambda rel, name: rel in excluded
+        if isinstance(m, _PlainMatcher):  # e.g. the default list: str methods, ~2x the regex
+            suffixes, prefixes, names = m.suffixes, m.prefixes, m.names
+            return lambda rel, name: (
+                name.endswith(suffixes)
+                or name.startswith(prefixes)
+                or name in names
+                or rel in excluded
+            )
         if m.exact and m.path_rx is None and m.name_rx is not None:
-            affixes = _affixes(self.patterns)
-            if affixes is not None:  # e.g. the default list: str methods, ~2x the regex
-                suffixes, prefixes, names = affixes
-                return lambda rel, name: (
-                    name.endswith(suffixes)
-                    or name.startswith(prefixes)
-                    or name in names
-                    or rel in excluded
-                )
             name_match = m.name_rx.match
             return lambda rel, name: rel in excluded or name_match(name) is not None
         return lambda rel, name: self.reason(rel, False) is not None
@@ -200,6 +205,19 @@ def _affixes(lines: Sequence[str]) -> _Affixes | None:
     return tuple(suffixes), tuple(prefixes), frozenset(names)
 
 
+@dataclass(frozen=True, slots=True)
+class _PlainMatcher:
+    """Lines that are all ``*suffix``, ``prefix*`` or a whole name: such a line matches a
+    path exactly when it matches its last part, file or directory alike (gitignore)."""
+
+    suffixes: tuple[str, ...]
+    prefixes: tuple[str, ...]
+    names: frozenset[str]
+
+    def hit(self, rel: str, name: str, is_dir: bool) -> bool:
+        return name.endswith(self.suffixes) or name.startswith(self.prefixes) or name in self.names
+
+
 class _Matcher:
     """The patterns compiled for speed; pathspec stays the judge whenever it could differ.
 
@@ -213,6 +231,8 @@ class _Matcher:
     """
 
     def __init__(self, lines: Sequence[str], spec: pathspec.GitIgnoreSpec) -> None:
+        import pathspec
+
         self.spec = spec
         active = [p for p in spec.patterns if p.include is not None and p.regex]
         self.exact = all(p.include for p in active)
@@ -253,7 +273,15 @@ def _combine(regexes: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', r)})" for r in regexes))
 
 
+def _check(lines: list[str], source: str) -> None:
+    """Refuse a bad pattern, naming where it came from (plain lines are always valid)."""
+    if _affixes(lines) is None:
+        _compile(lines, source)
+
+
 def _compile(lines: list[str], source: str) -> pathspec.GitIgnoreSpec:
+    import pathspec
+
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except ValueError as exc:  # GitWildMatchPatternError is a ValueError

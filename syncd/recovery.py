@@ -7,13 +7,17 @@ way by the next pass. The rules themselves are written down in ``syncd.uploader`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from syncd.errors import ApiError
 from syncd.log import get_logger
 from syncd.model import Intent
-from syncd.remote.base import Remote
 from syncd.remote_tree import finish_folder_trash, finish_mkdir
 from syncd.state import StateStore
 from syncd.uploader import finish_replace, finish_trash, trash_orphans
+
+if TYPE_CHECKING:  # for annotations only: no import at start
+    from syncd.remote.base import Remote
 
 log = get_logger("syncd.recovery")
 

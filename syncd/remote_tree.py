@@ -13,15 +13,17 @@ so mirroring N new sibling folders costs one listing, not N.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 from syncd.config import PairConfig
 from syncd.errors import ApiError, LostResponse, TransientError
 from syncd.model import FolderRecord, Intent, name_of, parent_of
 from syncd.names import unstorable_reason
-from syncd.remote.base import Listing, Remote, RemoteFolder
 from syncd.state import StateStore
+
+if TYPE_CHECKING:  # for annotations only: no import at start
+    from syncd.remote.base import Listing, Remote, RemoteFolder
 
 ROOT_ID = ""  # how the account root is stored in folder records (the API has no id for it)
 _CREATE_ATTEMPTS = 4
@@ -182,6 +184,8 @@ class RemoteTree:
             found = self._find(name, parent_id, fresh=fresh)
             if found is not None:
                 return found.folder_id
+            import hashlib
+
             password_md5 = hashlib.md5(password.encode()).hexdigest() if password else None
             try:
                 created = self.remote.create_folder(
@@ -206,6 +210,8 @@ class RemoteTree:
         return None
 
     def _remember(self, parent_id: str, created: RemoteFolder) -> None:
+        from syncd.remote.base import Listing  # loaded by the remote that created it anyway
+
         cached = self._listings.get(parent_id)
         if cached is not None:
             cached.folders.append(created)

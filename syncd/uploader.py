@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.digest import file_md5
 from syncd.errors import (
@@ -48,9 +49,11 @@ from syncd.log import get_logger
 from syncd.model import FileRecord, FileState, Intent
 from syncd.names import is_upload_variant, unstorable_reason, upload_stored_name
 from syncd.plan import Upload
-from syncd.remote.base import Remote
 from syncd.remote_tree import api_folder_id
 from syncd.state import StateStore
+
+if TYPE_CHECKING:  # for annotations only: no import at start
+    from syncd.remote.base import Remote
 
 log = get_logger("syncd.upload")
 
