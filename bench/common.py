@@ -19,11 +19,15 @@ import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +312,11 @@ def write_config(
     state_db: Path,
     remote_path: str = "bench",
     workers: int = 4,
+    timeout: float | None = 120,
     **sync_options: float | str,
 ) -> Path:
+    """A config of one pair "bench" (``local`` -> ``remote_path``) against ``emulator``;
+    ``timeout=None`` leaves ``[remote] timeout`` at syncd's default."""
     path.write_text(
         "\n".join(
             [
@@ -317,7 +324,7 @@ def write_config(
                 f'api_url = "{emulator.api_url}"',
                 f'key1 = "{emulator.key1}"',
                 f'key2 = "{emulator.key2}"',
-                "timeout = 120",
+                *([] if timeout is None else [f"timeout = {timeout}"]),
                 "",
                 "[sync]",
                 f'state_db = "{state_db}"',
@@ -350,6 +357,78 @@ def syncd(config: Path, *args: str, keep_output: bool = True) -> Run:
     env = {**python_env(), "SYNCD_CONFIG": str(config)}
     return run([*syncd_command(), "--config", str(config), *args], env=env,
                keep_output=keep_output)  # fmt: skip
+
+
+class ServiceManager:
+    """systemd's end of ``$NOTIFY_SOCKET``, read at once by a thread as PID 1 does (a full
+    datagram queue would block the service's sends)."""
+
+    def __init__(self) -> None:
+        self.address = f"@syncd-bench-{uuid.uuid4().hex}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.address[1:])
+        self.sock.settimeout(0.1)
+        self.ready = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if b"READY=1" in data.split(b"\n"):
+                self.ready.set()
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if proc.poll() is not None:
+                raise SystemExit(f"bench: syncd run exited {proc.returncode} before READY")
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: syncd run sent no READY=1")
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(5)
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def syncd_run(
+    work: Path,
+    config: Path,
+    *,
+    flags: Sequence[str] = ("-q",),
+    drop_env: tuple[str, ...] = ("SYNCD_",),
+    **env: str,
+) -> Iterator[tuple[subprocess.Popen[bytes], ServiceManager]]:
+    """``syncd --config CONFIG FLAGS… run`` started as systemd would: ``$NOTIFY_SOCKET``
+    names a ``ServiceManager``; this environment without the variables starting with
+    ``drop_env``, plus ``env``; output to ``WORK/daemon.log``. On leaving: SIGTERM, 30 s
+    to exit (then SIGKILL); an exit code other than 0 ends the bench."""
+    manager = ServiceManager()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
+    full_env.update(NOTIFY_SOCKET=manager.address, **env)
+    with (work / "daemon.log").open("wb") as log:
+        proc = subprocess.Popen([*syncd_command(), "--config", str(config), *flags, "run"],
+                                stdout=log, stderr=subprocess.STDOUT, env=full_env)  # fmt: skip
+    try:
+        yield proc, manager
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        manager.close()
+    if code != 0:
+        raise SystemExit(f"bench: syncd run exited {code}; see {work / 'daemon.log'}")
 
 
 def sync_json(result: Run) -> dict[str, Any]:
@@ -385,7 +464,7 @@ def prime_state_directly(config_path: Path) -> int:
     compares, through syncd's own ``StateStore``. Returns the number of file records."""
     sys.path.insert(0, str(REPO))
     from syncd.config import load_config
-    from syncd.model import FileRecord, FileState, FolderRecord
+    from syncd.model import FileRecord, FileState, FolderRecord, target_key, target_value
     from syncd.state import StateStore
 
     config = load_config(config_path, env={})
@@ -394,7 +473,7 @@ def prime_state_directly(config_path: Path) -> int:
     n = 0
     with StateStore(config.sync.state_db) as state:
         # Without this the engine would take the pair for a new target and start over.
-        state.set_meta(f"target:{pair.name}", f"{root}|{pair.remote_path}|")
+        state.set_meta(target_key(pair), target_value(pair))
         with state.transaction():
             state.put_folder(FolderRecord(pair.name, "", "1"))
             for dirpath, dirnames, filenames in os.walk(root):

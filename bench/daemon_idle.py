@@ -16,7 +16,6 @@ idle ``sleep`` process. Targets: <= 0.1 CPU-s per minute, RSS <= 80 MB.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,12 +26,11 @@ from common import (
     header,
     make_tree,
     prime_state_directly,
-    syncd_command,
+    syncd_run,
     verdict,
     workdir,
     write_config,
 )
-from daemon_latency import ServiceManager
 
 READY_TIMEOUT = 600.0  # the start pass stats every file once
 TICK = os.sysconf("SC_CLK_TCK")
@@ -105,39 +103,26 @@ def main() -> None:
 
 
 def measure(work: Path, config: Path, emu: Emulator, window: float) -> None:
-    manager = ServiceManager()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "WATCHDOG_"))}
-    env.update(NOTIFY_SOCKET=manager.address, WATCHDOG_USEC="60000000")
-    with (work / "daemon.log").open("wb") as log:
-        proc = subprocess.Popen([*syncd_command(), "--config", str(config), "-q", "run"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    sleeper = subprocess.Popen(["sleep", str(int(window) + 30)])
-    try:
-        spawned = time.monotonic()
-        manager.wait_ready(proc, READY_TIMEOUT)
-        ready_after = time.monotonic() - spawned
-        start_cpu = cpu_seconds(proc.pid)
-        emu.clear()
-        cpu0, base0, t0 = cpu_seconds(proc.pid), cpu_seconds(sleeper.pid), time.monotonic()
-        fine0, base_fine0 = sched_totals(proc.pid), sched_totals(sleeper.pid)
-        time.sleep(window)  # the measured idle window
-        cpu1, base1, t1 = cpu_seconds(proc.pid), cpu_seconds(sleeper.pid), time.monotonic()
-        fine1, base_fine1 = sched_totals(proc.pid), sched_totals(sleeper.pid)
-        mem, base_mem = memory_kib(proc.pid), memory_kib(sleeper.pid)
-        watches = inotify_watches(proc.pid)
-        requests = emu.requests()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        sleeper.kill()
-        sleeper.wait()
+    with syncd_run(work, config, drop_env=("SYNCD_", "WATCHDOG_"),
+                   WATCHDOG_USEC="60000000") as (proc, manager):  # fmt: skip
+        sleeper = subprocess.Popen(["sleep", str(int(window) + 30)])
         try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        manager.close()
-    if code != 0:
-        raise SystemExit(f"bench: syncd run exited {code}; see {work / 'daemon.log'}")
+            spawned = time.monotonic()
+            manager.wait_ready(proc, READY_TIMEOUT)
+            ready_after = time.monotonic() - spawned
+            start_cpu = cpu_seconds(proc.pid)
+            emu.clear()
+            cpu0, base0, t0 = cpu_seconds(proc.pid), cpu_seconds(sleeper.pid), time.monotonic()
+            fine0, base_fine0 = sched_totals(proc.pid), sched_totals(sleeper.pid)
+            time.sleep(window)  # the measured idle window
+            cpu1, base1, t1 = cpu_seconds(proc.pid), cpu_seconds(sleeper.pid), time.monotonic()
+            fine1, base_fine1 = sched_totals(proc.pid), sched_totals(sleeper.pid)
+            mem, base_mem = memory_kib(proc.pid), memory_kib(sleeper.pid)
+            watches = inotify_watches(proc.pid)
+            requests = emu.requests()
+        finally:
+            sleeper.kill()
+            sleeper.wait()
     elapsed = t1 - t0
     per_minute = (cpu1 - cpu0) * 60 / elapsed
     base_per_minute = (base1 - base0) * 60 / elapsed

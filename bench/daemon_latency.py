@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from common import (
@@ -30,9 +26,10 @@ from common import (
     header,
     make_tree,
     prime_state_directly,
-    syncd_command,
+    syncd_run,
     verdict,
     workdir,
+    write_config,
 )
 
 from syncd.state import StateStore
@@ -86,90 +83,20 @@ def raw_event_latency(root: Path, count: int) -> list[float]:
     return out
 
 
-def write_config(work: Path, emulator: Emulator, local: Path, debounce: float) -> Path:
-    path = work / "config.toml"
-    path.write_text(
-        "\n".join(
-            [
-                "[remote]",
-                f'api_url = "{emulator.api_url}"',
-                f'key1 = "{emulator.key1}"',
-                f'key2 = "{emulator.key2}"',
-                "",
-                "[sync]",
-                f'state_db = "{work / "state" / "state.db"}"',
-                f"debounce = {debounce}",
-                "",
-                "[[pair]]",
-                'name = "bench"',
-                f'local = "{local}"',
-                'remote_path = "latency"',
-                "",
-            ]
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-class ServiceManager:
-    """systemd's end of ``$NOTIFY_SOCKET``, read at once by a thread as PID 1 does (a full
-    datagram queue would block the service's sends)."""
-
-    def __init__(self) -> None:
-        self.address = f"@syncd-bench-{uuid.uuid4().hex}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.address[1:])
-        self.sock.settimeout(0.1)
-        self.ready = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._closed:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if b"READY=1" in data.split(b"\n"):
-                self.ready.set()
-
-    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.1):
-            if proc.poll() is not None:
-                raise SystemExit(f"bench: syncd run exited {proc.returncode} before READY")
-            if time.monotonic() > deadline:
-                raise SystemExit("bench: syncd run sent no READY=1")
-
-    def close(self) -> None:
-        self._closed = True
-        self._thread.join(5)
-        self.sock.close()
-
-
 def daemon_latency(
     work: Path, emulator: Emulator, count: int, debounce: float, *, verbose: bool = False,
     tree: int = 0,
 ) -> list[float]:
     local = work / "local"
     local.mkdir()
-    config = write_config(work, emulator, local, debounce)
+    config = write_config(work / "config.toml", emulator, local=local,
+                          state_db=work / "state" / "state.db", remote_path="latency",
+                          timeout=None, debounce=debounce)  # fmt: skip
     if tree:  # already mirrored, watched and recorded: what every partial pass carries
         make_tree(local / "bulk", files=tree, dirs=max(1, tree // 100), size=64)
         prime_state_directly(config)
-    manager = ServiceManager()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-    env["NOTIFY_SOCKET"] = manager.address
-    with (work / "daemon.log").open("wb") as log:
-        proc = subprocess.Popen([*syncd_command(), "--config", str(config),
-                                 "-v" if verbose else "-q", "run"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
     out: list[float] = []
-    try:
+    with syncd_run(work, config, flags=("-v" if verbose else "-q",)) as (proc, manager):
         manager.wait_ready(proc, READY_TIMEOUT)
         with StateStore(work / "state" / "state.db") as state:
             for i in range(count):
@@ -186,16 +113,6 @@ def daemon_latency(
                         raise SystemExit(f"bench: {rel} not recorded in {RECORD_TIMEOUT:g} s")
                     time.sleep(0.001)
                 time.sleep(PAUSE)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        manager.close()
-    if code != 0:
-        raise SystemExit(f"bench: syncd run exited {code}; see {work / 'daemon.log'}")
     return out
 
 

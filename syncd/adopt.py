@@ -30,10 +30,26 @@ import click
 
 from syncd.commands import open_session, print_json, select_pairs, worst_exit
 from syncd.config import Config, PairConfig
-from syncd.errors import ApiError, AuthRefused, RemoteUnavailable, SyncdError, WrongPath
+from syncd.errors import (
+    ApiError,
+    AuthRefused,
+    RemoteUnavailable,
+    SyncdError,
+    WrongPath,
+    result_exit_code,
+)
 from syncd.lock import state_files
 from syncd.log import get_logger
-from syncd.model import FileRecord, FileState, FolderRecord, Kind, LocalEntry, join
+from syncd.model import (
+    FileRecord,
+    FileState,
+    FolderRecord,
+    Kind,
+    LocalEntry,
+    join,
+    target_key,
+    target_value,
+)
 from syncd.paths import IgnoreRules
 from syncd.remote.base import Remote, RemoteFile
 from syncd.remote_walk import FolderNotFound, WalkedDir, resolve_folder, walk
@@ -62,9 +78,7 @@ class AdoptReport:
 
     @property
     def exit_code(self) -> int:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        return 1 if self.error else 0
+        return result_exit_code(self.fatal, failed=bool(self.error))
 
 
 def run_adopt(config: Config, pairs: tuple[str, ...], *, as_json: bool) -> int:
@@ -83,11 +97,6 @@ def run_adopt(config: Config, pairs: tuple[str, ...], *, as_json: bool) -> int:
     else:
         _print_summary(reports)
     return code
-
-
-def target_of(pair: PairConfig) -> str:
-    """The ``target:<pair>`` meta value, exactly as ``Engine._check_target`` computes it."""
-    return f"{pair.local}|{pair.remote_path}|{pair.remote_folder_id or ''}"
 
 
 def adopt_pair(config: Config, state: StateStore, remote: Remote, pair: PairConfig) -> AdoptReport:
@@ -116,7 +125,7 @@ def adopt_pair(config: Config, state: StateStore, remote: Remote, pair: PairConf
 def _resolve_root(
     state: StateStore, remote: Remote, pair: PairConfig, report: AdoptReport
 ) -> str | None:
-    key, target = f"target:{pair.name}", target_of(pair)
+    key, target = target_key(pair), target_value(pair)
     known = state.get_meta(key)
     if known is not None and known != target:
         report.notes.append(f"records of the old target {known} dropped (as sync would)")

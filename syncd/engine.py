@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncd.config import Config, PairConfig
-from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError
+from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError, result_exit_code
 from syncd.log import get_logger
-from syncd.model import DirScan, FileRecord, FileState, Kind, parent_of
+from syncd.model import DirScan, FileRecord, FileState, Kind, parent_of, target_key, target_value
 from syncd.paths import IgnoreRules
 from syncd.plan import (
     DirFailed,
@@ -68,9 +68,7 @@ class PassResult:
 
     @property
     def exit_code(self) -> int:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        return 1 if (self.failed or self.pending or self.error) else 0
+        return result_exit_code(self.fatal, failed=bool(self.failed or self.pending or self.error))
 
 
 class Engine:
@@ -393,8 +391,7 @@ class _PassRun:
     def _check_target(self) -> None:
         """A pair whose local root or remote target changed starts over (records dropped)."""
         pair = self.pair
-        target = f"{pair.local}|{pair.remote_path}|{pair.remote_folder_id or ''}"
-        key = f"target:{pair.name}"
+        target, key = target_value(pair), target_key(pair)
         known = self.state.get_meta(key)
         if known == target or self.dry_run:
             return

@@ -119,3 +119,11 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         return 130
     return 1
+
+
+def result_exit_code(fatal: SyncdError | None, *, failed: bool) -> int:
+    """The exit code of one pair's run (SPEC §6): the code of the error that stopped it,
+    else 1 if ``failed`` (what counts as failed is the command's to say), else 0."""
+    if fatal is not None:
+        return fatal.exit_code
+    return 1 if failed else 0

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for annotations only: the model imports nothing of syncd at start
+    from syncd.config import PairConfig
 
 
 class Kind(StrEnum):
@@ -34,6 +38,17 @@ def name_of(path: str) -> str:
 
 def join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+def target_key(pair: PairConfig) -> str:
+    """The state DB meta key that holds ``target_value(pair)``."""
+    return f"target:{pair.name}"
+
+
+def target_value(pair: PairConfig) -> str:
+    """What a pair mirrors (local root, remote path, remote folder id), as recorded in the
+    state DB: a pass that finds another value drops the pair's records and starts over."""
+    return f"{pair.local}|{pair.remote_path}|{pair.remote_folder_id or ''}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,9 +73,11 @@ class LogReporter:
 
 
 class RichReporter:
-    """A live bar (files, bytes, rate, ETA) on stderr; use as a context manager."""
+    """A live bar (files, bytes, rate, ETA) on stderr; use as a context manager. ``label``
+    names the bar: "sync 3/10", "restore 3/10"."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "sync") -> None:
+        self.label = label
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -95,7 +97,7 @@ class RichReporter:
             console=Console(stderr=True),
             transient=False,
         )
-        self._files = self._progress.add_task("sync", total=0)
+        self._files = self._progress.add_task(label, total=0)
         self._lock = threading.Lock()
         self._bytes_total = 0
         self._bytes_done = 0
@@ -131,5 +133,5 @@ class RichReporter:
             self._files,
             total=max(self._bytes_total, 1),
             completed=self._bytes_done,
-            description=f"sync {self._files_done}/{self._files_total}",
+            description=f"{self.label} {self._files_done}/{self._files_total}",
         )

@@ -67,7 +67,7 @@ def run_restore(
     """The ``restore`` command; returns the exit code (SPEC §6)."""
     prefixes = _prefixes(paths)
     interactive = sys.stderr.isatty() and not as_json and not dry_run
-    reporter: Any = _RestoreBar() if interactive else LogReporter()
+    reporter: Any = RichReporter("restore") if interactive else LogReporter()
     results: list[RestoreResult] = []
     with ExitStack() as stack:
         if interactive:
@@ -264,22 +264,6 @@ def _remote(config: Config, policy: RetryPolicy | None) -> Iterator[UploadApiRem
         yield remote
     finally:
         remote.close()
-
-
-class _RestoreBar(RichReporter):
-    """The sync bar, labelled "restore" (``RichReporter`` names its task "sync")."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._progress.update(self._files, description="restore")
-
-    def _refresh(self) -> None:
-        self._progress.update(
-            self._files,
-            total=max(self._bytes_total, 1),
-            completed=self._bytes_done,
-            description=f"restore {self._files_done}/{self._files_total}",
-        )
 
 
 # -- output --------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from syncd.errors import (
     RemoteUnavailable,
     SyncdError,
     WrongPath,
+    result_exit_code,
 )
 from syncd.log import get_logger
 from syncd.model import parent_of
@@ -96,9 +97,7 @@ class RestoreResult:
 
     @property
     def exit_code(self) -> int:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        return 1 if (self.not_restored or self.error) else 0
+        return result_exit_code(self.fatal, failed=bool(self.not_restored or self.error))
 
 
 class Restorer:

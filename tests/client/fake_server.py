@@ -23,7 +23,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 NOW = "2026-11-27 08:42:34"
@@ -98,8 +98,49 @@ def upload_answer(seen: Seen, **overrides: Any) -> dict[str, Any]:
     return {"response": "File uploaded", "data": [item], "_status": "success", "_datetime": NOW}
 
 
-class FakeServer:
+class LoopbackServer:
+    """An HTTP/1.1 server (keep-alive) on 127.0.0.1 at a free port, serving from a daemon
+    thread once started; every GET and POST goes to ``handle(handler)``. ``quiet``: the
+    server's errors (dropped connections) are not printed."""
+
+    def __init__(
+        self, handle: Callable[[BaseHTTPRequestHandler], None], *, quiet: bool = False
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                handle(self)
+
+            do_GET = do_POST
+
+        server_class = _QuietServer if quiet else ThreadingHTTPServer
+        self._server = server_class(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class FakeServer(LoopbackServer):
     def __init__(self, prefix: str = "/api/v2/") -> None:
+        super().__init__(self._handle, quiet=True)
         self.prefix = prefix
         self.key1 = secrets.token_hex(32)
         self.key2 = secrets.token_hex(32)
@@ -110,42 +151,14 @@ class FakeServer:
         self.default: Reply = Reply.ok()
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
         return self.base + self.prefix
-
-    def start(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
     def script(self, endpoint: str, *replies: Reply) -> None:
         with self._lock:
@@ -168,7 +181,8 @@ class FakeServer:
             queue = self._scripts.get(endpoint)
             return queue.popleft() if queue else None
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        method = handler.command
         path, _, query = handler.path.partition("?")
         endpoint = path[len(self.prefix) :].lower() if path.startswith(self.prefix) else path
         reply = self._next_reply(endpoint)

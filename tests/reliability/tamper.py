@@ -21,9 +21,11 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.client.fake_server import LoopbackServer
 
 Answer = tuple[int, str, bytes]  # status, content type, body
 Spoil = Callable[[Answer], Answer]
@@ -125,45 +127,19 @@ class Rule:
 HOOK_AFTER = 64 * 1024
 
 
-class TamperProxy:
+class TamperProxy(LoopbackServer):
     def __init__(self, upstream_api_url: str) -> None:
+        super().__init__(self._handle)
         parts = urlsplit(upstream_api_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.prefix = parts.path
         self.rules: list[Rule] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                proxy._handle(self)
-
-            do_GET = do_POST
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.prefix}"
-
-    def start(self) -> TamperProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
