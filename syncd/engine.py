@@ -230,15 +230,13 @@ class _PassRun:
         if self.records_at_start is None:  # a full count is a table scan: not in a no-op pass
             counts = self.state.counts(pair)
             self.records_at_start = sum(counts[k] for k in ("synced", "pending", "failed"))
-        folder_failure = self._dir_failure(scan.path) if scan.path else None
+        folder_failure, permanent = self._dir_failure(scan.path) if scan.path else (None, False)
         self.folder_ids.clear()
         for action in actions:
             if self.dry_run:
                 self._describe(action)
             elif isinstance(action, Upload):
                 if folder_failure is not None:
-                    # Not yet mirrored is an ordering matter (a later pass mirrors it): pending.
-                    permanent = "could not be mirrored" in folder_failure
                     self.uploader.fail(action.entry.path, action.record, folder_failure, permanent)
                 else:
                     self._submit(action, scan.path)
@@ -251,13 +249,17 @@ class _PassRun:
             else:
                 self._record(action, now)
 
-    def _dir_failure(self, path: str) -> str | None:
+    def _dir_failure(self, path: str) -> tuple[str | None, bool]:
+        """Why files of ``path`` cannot be uploaded now, and whether that is for good (a
+        refused folder: long backoff) or passes (not mirrored yet: retried soon)."""
         rec = self.state.folder(self.pair.name, path)
         if rec is None:
-            return f"folder {path} is not mirrored"
+            return f"folder {path} is not mirrored yet", False
+        if rec.state == "pending":
+            return f"folder {path} is not mirrored yet: {rec.error}", False
         if rec.state == "failed":
-            return f"folder {path} could not be mirrored: {rec.error}"
-        return None
+            return f"folder {path} could not be mirrored: {rec.error}", True
+        return None, False
 
     def _record(self, action: object, now: float) -> None:
         pair, state = self.pair.name, self.state

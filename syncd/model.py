@@ -121,7 +121,9 @@ class FolderRecord:
     pair: str
     path: str
     folder_id: str | None
-    state: str = "active"  # "active" | "failed" | "trashed"
+    # "active"; "pending": not mirrored yet, for a reason that passes (a lost answer, a
+    # parent not mirrored yet) - retried soon; "failed": refused for good; "gone", "trashed"
+    state: str = "active"
     error: str | None = None
 
 

@@ -113,14 +113,16 @@ class RemoteTree:
             self.state.put_folder(rec)
             return rec
         reason = unstorable_reason(name)
-        parent_id = self.folder_id_of(parent_of(path))
-        if reason is None and parent_id is None:
-            reason = f"parent folder {parent_of(path) or '/'} is not mirrored"
         if reason is not None:
             rec = FolderRecord(self.pair.name, path, None, state="failed", error=reason)
             self.state.put_folder(rec)
             return rec
-        assert parent_id is not None
+        parent_id = self.folder_id_of(parent_of(path))
+        if parent_id is None:  # an ordering matter: a later pass mirrors the parent first
+            reason = f"parent folder {parent_of(path) or '/'} is not mirrored yet"
+            rec = FolderRecord(self.pair.name, path, None, state="pending", error=reason)
+            self.state.put_folder(rec)
+            return rec
         # Written ahead: a crash after folder/create and before the record would leave a
         # folder nobody knows of, an orphan for good if the directory is gone by the next
         # pass; with the intent, that pass adopts it (``finish_mkdir``) and plans from there.
@@ -131,8 +133,9 @@ class RemoteTree:
             )
         except TransientError as exc:
             # The last answer was lost too, so the folder may exist: the intent stays, and
-            # the next pass looks for it (``finish_mkdir``) before anything else.
-            rec = FolderRecord(self.pair.name, path, None, state="failed", error=str(exc))
+            # the next pass looks for it (``finish_mkdir``) before anything else - soon:
+            # "pending", so the files inside wait a short backoff, not a refusal's.
+            rec = FolderRecord(self.pair.name, path, None, state="pending", error=str(exc))
             self.state.put_folder(rec)
             return rec
         except ApiError as exc:

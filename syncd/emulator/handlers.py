@@ -169,11 +169,13 @@ class Handler(BaseHTTPRequestHandler):
         return f"http://{host}/" if host else self.server.app.base_url
 
     # -- faults ----------------------------------------------------------------------------
-    def early_fault(self, reader: BodyReader, upload: bool) -> bool:
+    def early_fault(self, reader: BodyReader, upload: bool, endpoint: str | None = None) -> bool:
         """Apply latency and the faults that answer without acting; True if one fired."""
         app, faults = self.server.app, self.server.app.faults
         if faults.latency > 0:
             time.sleep(faults.latency)
+        if faults.endpoints and endpoint not in faults.endpoints:
+            return False
         if app.roll(faults.reset_rate):
             if upload:  # drop the connection after part of the body, mid-transfer
                 reader.abort_after = reader.length // 2 if reader.length else RESET_AFTER_CHUNKED
@@ -224,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api_call(self, endpoint: str, query: str, *, is_upload: bool) -> None:
         app = self.server.app
         reader = self.body_reader()
-        if self.early_fault(reader, is_upload):
+        if self.early_fault(reader, is_upload, endpoint):
             return
         if self.command in ("GET", "HEAD", "PUT"):
             reader.drain()
@@ -250,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if form.upload is not None:
                 form.upload.discard()
-        if endpoint in LATE_FAIL and app.roll(app.faults.late_fail_rate):
+        targeted = not app.faults.endpoints or endpoint in app.faults.endpoints
+        if endpoint in LATE_FAIL and targeted and app.roll(app.faults.late_fail_rate):
             self._send_proxy_error((502, "Bad Gateway"))  # it happened; the answer is lost
             return
         if reply.html is not None:
@@ -308,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
                 except (ValueError, TypeError) as exc:
                     self.answer(400, str(exc).encode(), "text/plain")
                     return
-            self.answer(200, json.dumps(asdict(app.faults)).encode(), "application/json")
+            faults = json.dumps(asdict(app.faults), default=sorted)  # endpoints: a list
+            self.answer(200, faults.encode(), "application/json")
         elif what == "expire_tokens" and self.command == "POST":
             app.store.expire_tokens()
             self.answer(200, b"{}", "application/json")
@@ -321,6 +325,14 @@ class Handler(BaseHTTPRequestHandler):
             changes = json.loads(body or b"{}")
         else:
             changes = parse_urlencoded(body) or parse_urlencoded(query)
-        values = {f.name: float(changes[f.name]) for f in fields(Faults) if f.name in changes}
+        values: dict[str, object] = {
+            f.name: float(changes[f.name])
+            for f in fields(Faults)
+            if f.name in changes and f.name != "endpoints"
+        }
+        if "endpoints" in changes:  # a JSON list or a comma-separated form field
+            given = changes["endpoints"]
+            names = given.split(",") if isinstance(given, str) else list(given)
+            values["endpoints"] = frozenset(n.strip() for n in names if n.strip())
         for name, value in values.items():
             setattr(self.server.app.faults, name, value)

@@ -46,6 +46,8 @@ class Faults:
     """Seconds sent in 429 answers; integral values go out as integers, others as decimals."""
     corrupt_download_rate: float = 0.0
     """Flip one byte in the body of a download."""
+    endpoints: frozenset[str] = frozenset()
+    """When not empty, the faults above hit only these API endpoints (e.g. folder/create)."""
 
 
 @dataclass
@@ -100,5 +102,5 @@ class EmulatorOptions:
 
     def faults(self) -> Faults:
         """A fresh mutable ``Faults`` holding this instance's fault settings."""
-        names = {f.name for f in fields(Faults)}
+        names = {f.name for f in fields(Faults)} & {f.name for f in fields(self)}
         return Faults(**{n: getattr(self, n) for n in names})

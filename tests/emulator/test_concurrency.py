@@ -43,4 +43,7 @@ def test_bad_fault_values_are_refused(emulator_factory: EmulatorFactory) -> None
         assert r.status_code == 400
         r = http.post(srv.base_url + "_emulator/faults", data={"fail_rate": "0.5"})
         assert r.json()["fail_rate"] == 0.5
+        r = http.post(srv.base_url + "_emulator/faults", json={"endpoints": ["folder/create"]})
+        assert r.json()["endpoints"] == ["folder/create"]
     assert srv.faults.fail_rate == 0.5
+    assert srv.faults.endpoints == frozenset({"folder/create"})

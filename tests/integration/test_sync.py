@@ -247,3 +247,28 @@ def test_both_error_styles(tmp_path: Path, emulator_factory: EmulatorFactory, st
     sc.write("x/empty", b"")
     assert sc.sync().exit_code == 0
     sc.assert_in_sync()
+
+
+def test_a_folder_not_created_for_a_passing_reason_keeps_its_files_pending(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """folder/create answers lost every time (transient): in ``run`` the files inside wait a
+    short backoff and the next pass mirrors the folder - not a refusal's 10 minutes."""
+    sc = Scenario(tmp_path, emulator)
+    sc.write("top.txt", b"top")
+    assert sc.sync().exit_code == 0  # the pair's root folder exists
+    sc.write("new/a.txt", b"a")
+    emulator.faults.endpoints = frozenset({"folder/create"})
+    emulator.faults.reset_rate = 1.0
+    started = time.time()
+    sc.sync(one_shot=False)
+    with sc.state() as state:
+        rec = state.file("main", "new/a.txt")
+        folder = state.folder("main", "new")
+    assert folder is not None and folder.state == "pending"
+    assert rec is not None and rec.state == "pending" and rec.next_try is not None
+    assert rec.next_try - started < 60
+    emulator.faults.reset_rate = 0.0
+    result = sc.sync()
+    assert result.exit_code == 0
+    sc.assert_in_sync()
