@@ -35,6 +35,7 @@ from syncd.engine import Engine, PassResult
 from syncd.errors import AuthRefused, ConfigError, SyncdError
 from syncd.lock import state_files
 from syncd.log import get_logger
+from syncd.log import preload as preload_logging
 from syncd.metrics import MetricsSink, NullMetrics, metrics_for
 from syncd.paths import IGNORE_FILE, IgnoreRules
 from syncd.recovery import recover_intents
@@ -378,6 +379,7 @@ class Daemon:
 def run_daemon(config: Config, *, config_loader: Callable[[], Config] | None = None,
                **daemon_options: Any) -> int:
     """Entry point of ``syncd run``: lock, state, remote, engine, then the loop."""
+    preload_logging()
     try:
         metrics = metrics_for(config.sync.metrics_addr)
     except (OSError, ValueError) as exc:

@@ -264,6 +264,12 @@ def _ensure_structlog() -> Any:
     return sys.modules["structlog"]
 
 
+def preload() -> None:
+    """Load structlog now: a long-running process (``syncd run``) pays the import at start,
+    not in the middle of its first quiet minute."""
+    _ensure_structlog()
+
+
 class _LazyLogger:
     """Stands in for ``structlog.stdlib.get_logger(name)`` until it is first used."""
 
