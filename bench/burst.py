@@ -14,8 +14,6 @@ end with the last content written (coalescing must never lose the final write).
 from __future__ import annotations
 
 import hashlib
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -28,8 +26,7 @@ from common import (
     header,
     make_tree,
     median,
-    python_env,
-    syncd_command,
+    syncd_run,
     verdict,
     workdir,
     write_config,
@@ -69,18 +66,8 @@ def one_run(work: Path, writes: int, seconds: float, debounce: float) -> dict[st
         config = write_config(work / "syncd.toml", emu, local=local,
                               state_db=work / "state" / "state.db", debounce=debounce,
                               max_delay=max(60.0, debounce))  # fmt: skip
-        log_path = work / "daemon.log"
-        with open(log_path, "wb") as log:
-            daemon = subprocess.Popen(
-                [*syncd_command(), "--config", str(config), "--log-format", "json", "run"],
-                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
-                env=python_env(),
-            )  # fmt: skip
-        try:
-            wait_for(lambda: b'"daemon ready"' in log_path.read_bytes() or
-                     daemon.poll() is not None, 60, "syncd run to be ready")  # fmt: skip
-            if daemon.poll() is not None:
-                raise SystemExit(f"bench: syncd run exited: {log_path.read_text()[-2000:]}")
+        with syncd_run(work, config, flags=("--log-format", "json")) as (daemon, manager):
+            manager.wait_ready(daemon, 60)
             emu.clear()
             counter = CloseCounter(hot)
             observer = Observer()
@@ -108,15 +95,6 @@ def one_run(work: Path, writes: int, seconds: float, debounce: float) -> dict[st
             observer.stop()
             observer.join()
             requests = emu.requests()
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                code = daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                code = daemon.wait()
-        if code != 0:
-            raise SystemExit(f"bench: syncd run exited {code}: {log_path.read_text()[-2000:]}")
     return {"uploads": requests.get("file/upload", 0), "naive": counter.count,
             "burst_s": burst, "settled_s": settled, "requests": requests}  # fmt: skip
 
