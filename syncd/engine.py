@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncd.config import Config, PairConfig
 from syncd.errors import AuthRefused, RemoteError, RemoteUnavailable, SyncdError, result_exit_code
 from syncd.log import get_logger
-from syncd.model import DirScan, FileRecord, FileState, Kind, parent_of, target_key, target_value
+from syncd.model import DirScan, FileRecord, FileState, Kind, target_key, target_value
+from syncd.pass_scans import pass_scans
 from syncd.paths import IgnoreRules
 from syncd.plan import (
     DirFailed,
@@ -42,7 +42,6 @@ from syncd.plan import (
 from syncd.progress import NullReporter, Reporter
 from syncd.recovery import recover_intents
 from syncd.remote_tree import RemoteTree
-from syncd.scan import scan_dir, walk
 from syncd.state import StateStore
 from syncd.uploader import Outcome, Uploader, trash_file, utc_now
 
@@ -113,7 +112,9 @@ class Engine:
             return result
         run = _PassRun(self, pair, result, dry_run=dry_run, one_shot=one_shot)
         try:
-            run.execute(self._scans(pair, run.rules, list(dirs), trees))
+            scans = pass_scans(pair, run.rules, self.state, dirs=list(dirs), trees=trees,
+                               follow_symlinks=self.config.sync.follow_symlinks)  # fmt: skip
+            run.execute(scans)
         except (RemoteUnavailable, AuthRefused) as exc:
             result.fatal, result.error = exc, str(exc)
         except RemoteError as exc:
@@ -121,25 +122,6 @@ class Engine:
         if not dry_run:
             self.state.end_pass(pair.name, ok=result.exit_code == 0, error=result.error)
         return result
-
-    # -- internals ---------------------------------------------------------------------
-    def _scans(
-        self, pair: PairConfig, rules: IgnoreRules, dirs: list[str], trees: Iterable[str] | None
-    ) -> Iterator[DirScan]:
-        # Files synced and unchanged are left out by the scanner itself (DirScan.unchanged).
-        follow, known = self.config.sync.follow_symlinks, partial(self.state.quiet_keys, pair.name)
-        if trees is None and not dirs:
-            yield from walk(pair.local, rules, follow_symlinks=follow, known=known)
-            return
-        seen: set[str] = set()
-        for rel in dirs:
-            rel = _nearest_existing_dir(pair.local, rel)
-            if rel not in seen:
-                seen.add(rel)
-                yield scan_dir(pair.local, rel, rules, follow_symlinks=follow, known=known)
-        for rel in trees or ():
-            rel = _nearest_existing_dir(pair.local, rel)
-            yield from walk(pair.local, rules, start=rel, follow_symlinks=follow, known=known)
 
     def workers(self) -> int:
         """``workers`` capped by the account's concurrent_uploads (0 = no cap)."""
@@ -401,12 +383,6 @@ class _PassRun:
             log.warning("pair target changed", pair=pair.name, error=f"{known} -> {target}")
             self.state.forget_tree(pair.name, "")
         self.state.set_meta(key, target)
-
-
-def _nearest_existing_dir(root: Path, rel: str) -> str:
-    while rel and not (root / rel).is_dir():
-        rel = parent_of(rel)
-    return rel
 
 
 def _state_files(db: Path) -> list[Path]:

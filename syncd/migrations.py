@@ -36,6 +36,16 @@ BUSY_TIMEOUT = 10.0  # s: long enough to outwait a `status` read or a checkpoint
 # made a no-op pass over 100k files cost ~300 bytes per file.
 CACHE_KIB = 2 * 1024
 
+# The stat of every file a pass may skip without a look - synced, present and uploaded -
+# read from the partial covering index ``files_quiet`` alone (migration m002). INDEXED BY:
+# if the planner could not use it, the query fails instead of crawling.
+QUIET_SQL = (
+    "SELECT path, size, mtime_ns, inode FROM files INDEXED BY files_quiet "
+    "WHERE pair = ? AND dir = ? AND state = 'synced' AND deleted_at IS NULL "
+    "AND file_id IS NOT NULL"
+)
+QuietKey = tuple[str, int, int, int]  # (path, size, mtime_ns, inode as stored: signed)
+
 MIGRATION_SET = "syncd"
 MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite_utils.Migrations.migrations_table
 KNOWN: list[str] = []  # every migration name this version knows, in order
@@ -190,6 +200,28 @@ def open_database(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Con
             raise
         raise StateError(describe_error(path, exc)) from exc
     return conn
+
+
+def quiet_reader(path: Path, pair: str) -> Callable[[str], set[QuietKey]]:
+    """``StateStore.quiet_keys(pair, …)`` for another process (the scan helper), over a
+    read-only connection opened there: an SQLite connection must never cross a fork."""
+
+    def fail(exc: sqlite3.Error) -> StateError:
+        return StateError(describe_error(path, exc))
+
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT, isolation_level=None)  # fmt: skip
+    except sqlite3.Error as exc:
+        raise fail(exc) from exc
+
+    def quiet_keys(dir: str) -> set[QuietKey]:
+        try:
+            return set(conn.execute(QUIET_SQL, (pair, dir)).fetchall())
+        except sqlite3.Error as exc:
+            raise fail(exc) from exc
+
+    return quiet_keys
 
 
 def _up_to_date(conn: sqlite3.Connection) -> bool:

@@ -62,7 +62,9 @@ _SPECIAL = (
     (stat.S_ISBLK, "special file (block device)"),
 )
 
-_DirId = tuple[int, int]  # (st_dev, st_ino): identifies a directory for loop detection
+DirId = tuple[int, int]  # (st_dev, st_ino): identifies a directory for loop detection
+# A directory still to walk, with the identities of the directories above it.
+Pending = tuple[str, frozenset[DirId]]
 # ``known(rel)``: the ``(path, size, mtime_ns, inode)`` of the files in directory ``rel``
 # that need no look (StateStore.quiet_keys). inode as stored: signed 64-bit.
 StatKey = tuple[str, int, int, int]
@@ -116,7 +118,7 @@ def scan_dir(
 ) -> DirScan:
     """The entries of directory ``rel`` under ``root`` (e.g. for a watcher hint)."""
     rel = normalize_rel(rel)
-    walker = _Walker(root, rules, follow_symlinks, known)
+    walker = Walker(root, rules, follow_symlinks, known)
     refused = walker.refuse_start(rel)
     if refused:
         return DirScan(rel, [], refused)
@@ -140,22 +142,16 @@ def walk(
     per directory, just before it is listed.
     """
     start = normalize_rel(start)
-    walker = _Walker(root, rules, follow_symlinks, known)
+    walker = Walker(root, rules, follow_symlinks, known)
     refused = walker.refuse_start(start)
     if refused:
         yield DirScan(start, [], refused)
         return
-    stack: list[tuple[str, frozenset[_DirId]]] = [(start, walker.ancestors_of(start))]
-    while stack:
-        rel, ancestors = stack.pop()
-        scan, subdirs = walker.scan(rel, ancestors)
-        yield scan
-        for child, dir_id in reversed(subdirs):
-            stack.append((child, ancestors | {dir_id} if follow_symlinks else ancestors))
+    yield from walker.descend([(start, walker.ancestors_of(start))])
 
 
-class _Walker:
-    """Settings shared by every directory of one walk."""
+class Walker:
+    """Settings shared by every directory of one walk (``scan_split`` drives one too)."""
 
     def __init__(
         self, root: Path, rules: IgnoreRules, follow_symlinks: bool, known: Known | None
@@ -185,15 +181,31 @@ class _Walker:
                 return f"not scanned: {SYMLINK_OUTSIDE}"
         return None
 
+    def descend(self, stack: list[Pending]) -> Iterator[DirScan]:
+        """Walk from ``stack`` (popped from the end: its last item is walked first) to
+        the bottom, pushing children so that parents precede them, siblings in name order."""
+        while stack:
+            rel, ancestors = stack.pop()
+            scan, subdirs = self.scan(rel, ancestors)
+            yield scan
+            self.push(stack, subdirs, ancestors)
+
+    def push(
+        self, stack: list[Pending], subdirs: list[tuple[str, DirId]], ancestors: frozenset[DirId]
+    ) -> None:
+        """Put the subdirectories of a directory just scanned on ``stack``, first on top."""
+        for child, dir_id in reversed(subdirs):
+            stack.append((child, ancestors | {dir_id} if self.follow else ancestors))
+
     def _inside(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self.real_root.rstrip("/") + "/")
 
-    def ancestors_of(self, rel: str) -> frozenset[_DirId]:
+    def ancestors_of(self, rel: str) -> frozenset[DirId]:
         """Identities of the root and each directory down to ``rel`` (only when following)."""
         if not self.follow:
             return frozenset()
         parts = rel.split("/") if rel else []
-        ids: set[_DirId] = set()
+        ids: set[DirId] = set()
         for depth in range(len(parts) + 1):
             try:
                 st = os.stat(os.path.join(self.root, *parts[:depth]))
@@ -203,14 +215,14 @@ class _Walker:
         return frozenset(ids)
 
     def scan(
-        self, rel: str, ancestors: frozenset[_DirId]
-    ) -> tuple[DirScan, list[tuple[str, _DirId]]]:
+        self, rel: str, ancestors: frozenset[DirId]
+    ) -> tuple[DirScan, list[tuple[str, DirId]]]:
         """One directory: its sorted entries and the subdirectories to descend."""
         dir_abs = os.path.join(self.root, rel) if rel else self.root
         prefix = rel + "/" if rel else ""
         entries: list[LocalEntry] = []
         unchanged: list[str] = []
-        subdirs: list[tuple[str, _DirId]] = []
+        subdirs: list[tuple[str, DirId]] = []
         error: str | None = None
         # The loop below is the hot path of every pass (one iteration per local file):
         # the common case - a non-empty regular file with an ASCII name that no rule
@@ -268,8 +280,8 @@ class _Walker:
         name: str,
         st: os.stat_result,
         dir_abs: str,
-        ancestors: frozenset[_DirId],
-        subdirs: list[tuple[str, _DirId]],
+        ancestors: frozenset[DirId],
+        subdirs: list[tuple[str, DirId]],
     ) -> LocalEntry:
         """Classify one lstat'ed entry that is not a plain non-empty file."""
         path = prefix + name
@@ -298,7 +310,7 @@ class _Walker:
         return LocalEntry(path, kind, st.st_size, st.st_mtime_ns, st.st_ino, why)
 
     def _symlink(
-        self, dir_abs: str, name: str, lst: os.stat_result, ancestors: frozenset[_DirId]
+        self, dir_abs: str, name: str, lst: os.stat_result, ancestors: frozenset[DirId]
     ) -> tuple[Kind, str | None, os.stat_result]:
         """Classify a symlink; when it is followed, the stat returned is its target's."""
         if not self.follow:

@@ -30,15 +30,8 @@ from syncd.paths import normalize_rel
 BATCH = 1000  # rows per iter_files query: bounded memory, few round trips
 _STATE_NAMES = ("synced", "pending", "failed", "skipped")
 _PAIR_KEYS = ("name", "local", "remote_root_id", "last_pass", "last_error", "pass_started")
-# ``quiet_keys``: the stat of every file a pass may skip without a look - synced, present
-# and uploaded - read from the partial covering index ``files_quiet`` alone (migration
-# m002). INDEXED BY: if the planner could not use it, the query fails instead of crawling.
-_QUIET_SQL = (
-    "SELECT path, size, mtime_ns, inode FROM files INDEXED BY files_quiet "
-    "WHERE pair = ? AND dir = ? AND state = 'synced' AND deleted_at IS NULL "
-    "AND file_id IS NOT NULL"
-)
 _COUNT_IN_SQL = "SELECT count(*) FROM files WHERE pair = ? AND dir = ?"
+_FOLDER_COUNT_SQL = "SELECT count(*) FROM folders WHERE pair = ?"
 utc_now = schema.utc_now
 __all__ = ["BATCH", "StateStore", "state_files", "utc_now"]
 
@@ -173,6 +166,11 @@ class StateStore:
         sql = f"{schema.FOLDER_SQL} WHERE pair = ? AND parent = ? ORDER BY path"
         return [FolderRecord(pair, *r) for r in self._rows(sql, pair, parent)]
 
+    def folder_count(self, pair: str) -> int:
+        """How many folder records ``pair`` has (cheap: a rough size of its tree)."""
+        with self._lock, self._guard():
+            return int(self._conn.execute(_FOLDER_COUNT_SQL, (pair,)).fetchone()[0])
+
     def put_folder(self, rec: FolderRecord) -> None:
         self._exec(
             "INSERT INTO folders (pair, path, parent, folder_id, state, error) "
@@ -231,12 +229,12 @@ class StateStore:
         """The file records directly inside ``dir``, by name (the planner's hot path)."""
         return schema.records(pair, self._rows(schema.FILES_IN_SQL, pair, dir))
 
-    def quiet_keys(self, pair: str, dir: str) -> set[tuple[str, int, int, int]]:
+    def quiet_keys(self, pair: str, dir: str) -> set[schema.QuietKey]:
         """``(path, size, mtime_ns, inode)`` of each file in ``dir`` that is synced,
         present and uploaded: a local file with exactly that stat needs nothing (the
         scanner's ``known``; inode signed as stored). One index range, no table read."""
         with self._lock, self._guard():
-            return set(self._conn.execute(_QUIET_SQL, (pair, dir)).fetchall())
+            return set(self._conn.execute(schema.QUIET_SQL, (pair, dir)).fetchall())
 
     def records_left(self, pair: str, scan: DirScan) -> list[FileRecord]:
         """``files_in(pair, scan.path)`` less the records of ``scan.unchanged``: with

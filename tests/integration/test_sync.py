@@ -272,3 +272,39 @@ def test_a_folder_not_created_for_a_passing_reason_keeps_its_files_pending(
     result = sc.sync()
     assert result.exit_code == 0
     sc.assert_in_sync()
+
+
+def test_a_big_tree_is_walked_with_the_scan_helper_and_changes_on_its_side_are_synced(
+    tmp_path: Path, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SPLIT_MIN_FOLDERS folders a whole-pair pass walks half the tree in a second
+    process (syncd.scan_split); what it finds there is planned like everything else."""
+    import syncd.pass_scans
+    from syncd.scan_split import SPLIT_MIN_FOLDERS
+
+    helpers: list[object] = []
+    real_split_walk = syncd.pass_scans.split_walk
+
+    def spy(*args: object, **kwargs: object) -> object:  # records whether a helper was asked
+        helpers.append(kwargs["helper"])
+        return real_split_walk(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(syncd.pass_scans, "split_walk", spy)
+    sc = Scenario(tmp_path, emulator, on_delete="trash")
+    dirs = [f"d{i:03d}" for i in range(SPLIT_MIN_FOLDERS + 10)]
+    for d in dirs:
+        sc.write(f"{d}/a.txt", f"a in {d}")
+        sc.write(f"{d}/b.txt", f"b in {d}")
+    assert sc.sync().exit_code == 0
+    assert helpers == [None]  # no folder records yet: walked alone
+    last, before_last = dirs[-1], dirs[-2]  # walked last: on the helper's side
+    sc.write(f"{last}/a.txt", "changed")
+    sc.write(f"{last}/new.txt", "new")
+    sc.remove(f"{before_last}/b.txt")
+    emulator.clear_requests()
+    result = sc.sync()
+    assert helpers[-1] is not None
+    assert (result.exit_code, result.uploaded, result.trashed) == (0, 2, 1)
+    sc.assert_in_sync()
+    emulator.clear_requests()
+    assert sc.sync().uploaded == 0 and sc.requests() == []
