@@ -1,12 +1,12 @@
 """The second process of ``scan_split``: walk the directories it is sent, answer their scans.
 
-Run as ``python -m syncd.scan_helper`` by ``scan_split`` only. Reads one pickled request
-on stdin (root, ignore rules, the stack of directories to walk, the state DB and pair);
-an empty stdin means there was no work after all. Answers on stdout, each as an 8-byte
-length and a pickle: every ``DirScan`` in walk order, then ``("done", peak RSS in KiB)``,
-or a str saying why it stopped. It reads the state DB through its own read-only connection and
-writes nothing else anywhere; a parent that goes away ends it (broken pipe).
-"""
+Run as ``python -m syncd.scan_helper`` by ``scan_split`` only. Says it is ready once its
+imports are done, then reads one pickled request on stdin (root, ignore rules, the stack
+of directories to walk, the state DB and pair); an empty stdin means there is no work
+after all. Answers on stdout, each as an 8-byte length and a pickle: "ready", every
+``DirScan`` in walk order, then ``("done", peak RSS in KiB)``, or a str saying why it
+stopped. It reads the state DB through its own read-only connection and writes nothing
+else anywhere; a parent that goes away ends it (broken pipe)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from syncd.migrations import quiet_reader
 from syncd.scan import Walker
 
 FRAME = struct.Struct("<Q")  # each answer: its pickle's length, then the pickle
+READY = pickle.dumps("ready", pickle.HIGHEST_PROTOCOL)  # the first answer, before any work
 
 
 def main() -> int:
@@ -28,6 +29,11 @@ def main() -> int:
     # kills this process if the walk is abandoned).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
+    try:
+        out.write(FRAME.pack(len(READY)) + READY)
+        out.flush()
+    except BrokenPipeError:
+        return 0
     data = sys.stdin.buffer.read()
     if not data:
         return 0

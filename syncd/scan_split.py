@@ -9,11 +9,12 @@ the second core sits idle. Why a fresh interpreter and not ``fork``: this proces
 an SQLite connection, which must never cross a fork, and may run upload threads; the
 helper opens its own read-only connection to the state DB.
 
-How: the helper starts before the root is listed, so its ~60 ms of start-up overlap the
-walk. The first time two or more directories wait on the stack, the bottom half (the
-subtrees a walk reaches last) is sent to the helper; this process walks the rest, yields
-it, then yields the helper's scans in the order they came, which is the order ``walk``
-would have used. While walking its own part it drains the helper's output into a buffer
+How: the helper starts before the root is listed and this process walks on alone while
+it starts (~60 ms). Once the helper says it is ready, the bottom half of the directories
+then waiting on the stack (the subtrees a walk reaches last) is sent to it; this process
+walks the rest, yields it, then yields the helper's scans in the order they came, which
+is the order ``walk`` would have used. A tree walked before the helper is ready is
+simply walked alone. While walking its own part it drains the helper's output into a buffer
 (at most ``BUFFER_CAP`` bytes; beyond that the helper waits), so neither side stalls.
 
 Failure: the helper may never cost a pass. If it cannot start, exits early or sends
@@ -29,6 +30,7 @@ import logging
 import os
 import pickle
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -40,17 +42,17 @@ from syncd.log import get_logger
 from syncd.model import DirScan
 from syncd.paths import IgnoreRules
 from syncd.scan import Known, Pending, Walker
-from syncd.scan_helper import FRAME
+from syncd.scan_helper import FRAME, READY
 
 log = get_logger(__name__)
 
 # A pair with fewer folder records is walked alone: the helper's ~60 ms of start-up would
 # not pay for itself (a walk costs ~0.5 ms per directory of 100 files here).
 SPLIT_MIN_FOLDERS = 100
-# The helper's part of the directories waiting when the walk splits. Half: this process
-# also plans every directory, but the helper starts ~60 ms late (measured: 0.5 beat 0.4,
-# 0.6 and 0.7 on the 100k-file bench tree).
-HELPER_SHARE = 0.5
+# The helper's part of the directories waiting when the walk splits (once the helper
+# says it is ready). More than half: this process also plans every directory. On the
+# 100k-file bench tree 0.58 beat 0.5, 0.66 and 0.75 (medians of 11 interleaved runs).
+HELPER_SHARE = 0.58
 BUFFER_CAP = 8 << 20  # bytes of the helper's answers held here before it must wait
 _READ = 1 << 20
 
@@ -64,6 +66,7 @@ class HelperJob:
     db: Path | None
     pair: str
     command: tuple[str, ...] | None = None
+    wait_ready: float = 0.0  # tests: wait this long for "ready" before walking at all
 
 
 class HelperFailed(Exception):
@@ -86,8 +89,9 @@ def split_walk(
         return
     share: list[Pending] = []
     try:
+        proc.wait_ready(helper.wait_ready)
         while stack:
-            if not share and len(stack) >= 2:
+            if not share and proc.ready and len(stack) >= 2:
                 cut = min(len(stack) - 1, max(1, round(len(stack) * HELPER_SHARE)))
                 share = stack[:cut]  # the bottom of the stack: what a walk reaches last
                 del stack[:cut]
@@ -144,6 +148,7 @@ class _Helper:
         self.outgoing = b""  # the request, as far as not written yet
         self.buffer = bytearray()
         self.eof = False
+        self.ready = False  # the helper has started and waits for its work
         self.done = False  # the helper answered its last scan
         self.peak_rss_kib = 0  # its own peak, as it reported it
         self.failure: str | None = None
@@ -177,9 +182,23 @@ class _Helper:
         self._push()
         while not self.eof and len(self.buffer) < BUFFER_CAP and self._read():
             pass
+        if not self.ready and (frame := self._frame_at(0)) is not None:
+            body, end = frame
+            self.ready = body == READY
+            del self.buffer[:end]
+            if not self.ready:
+                self.failure = "its first answer was not 'ready'"
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready and not self.eof and (left := deadline - time.monotonic()) > 0:
+            select.select([self.fd_out], [], [], left)
+            self.drain()
 
     def scans(self) -> Iterator[DirScan]:
         """Each DirScan the helper sent, in order, until it says it is done."""
+        if not self.ready:  # the work was never sent: nothing to wait for
+            raise HelperFailed(self.failure or "it never said it was ready")
         while self.outgoing and self.failure is None:
             select.select([], [self.fd_in], [])
             self._push()
@@ -212,9 +231,14 @@ class _Helper:
         """Reap the helper (killed first unless it said it was done); never raises."""
         if self.proc.returncode is None:
             if not self.done or not _exits_soon(self.proc):
-                self.proc.kill()
+                # Not Popen.kill: it would reap the process first, losing its usage.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.proc.pid, signal.SIGKILL)
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.proc.returncode = os.waitstatus_to_exitcode(status)
+            if not self.ready and self.proc.returncode > 0:  # it failed on its own
+                log.warning("scan helper failed to start; walked alone",
+                            error=self._exit_reason())  # fmt: skip
             if logging.getLogger(__name__).isEnabledFor(logging.DEBUG):  # no structlog load
                 log.debug("scan helper reaped", exit_code=self.proc.returncode,
                           peak_rss_kib=self.peak_rss_kib,
@@ -267,7 +291,7 @@ class _Helper:
         return bytes(self.buffer[pos + FRAME.size : end]), end
 
     def _exit_reason(self) -> str:
-        code = self.proc.wait()
+        code = self.proc.returncode if self.proc.returncode is not None else self.proc.wait()
         assert self.proc.stderr is not None
         os.set_blocking(self.proc.stderr.fileno(), False)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -285,8 +286,13 @@ def test_a_big_tree_is_walked_with_the_scan_helper_and_changes_on_its_side_are_s
     helpers: list[object] = []
     real_split_walk = syncd.pass_scans.split_walk
 
-    def spy(*args: object, **kwargs: object) -> object:  # records whether a helper was asked
-        helpers.append(kwargs["helper"])
+    def spy(*args: object, **kwargs: object) -> object:
+        """Records whether a helper was asked for, and makes the walk wait for it: in a
+        tree this small the walk could end before the helper is ready."""
+        helper = kwargs["helper"]
+        helpers.append(helper)
+        if helper is not None:
+            kwargs["helper"] = dataclasses.replace(helper, wait_ready=30)  # type: ignore[type-var]
         return real_split_walk(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(syncd.pass_scans, "split_walk", spy)

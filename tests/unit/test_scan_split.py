@@ -21,9 +21,14 @@ from syncd.scan import walk
 from syncd.scan_split import HelperJob, split_walk
 from syncd.state import StateStore
 
+# The real helper's first answer, then a fault.
+SAY_READY = (
+    "import sys; from syncd.scan_helper import FRAME, READY; "
+    "sys.stdout.buffer.write(FRAME.pack(len(READY)) + READY); sys.stdout.flush()\n"
+)
 # Answers the first two scans of its part as the real helper does, then dies.
-DIES_MIDWAY = """
-import os, pickle, sys
+DIES_MIDWAY = SAY_READY + """
+import os, pickle
 from pathlib import Path
 from syncd.scan import Walker
 from syncd.scan_helper import _answer
@@ -34,7 +39,8 @@ for n, scan in zip(range(2), walker.descend(req["stack"])):
 sys.stdout.flush()
 os._exit(5)
 """
-GARBAGE = "import sys; sys.stdin.read(); sys.stdout.buffer.write(bytes([5]) + bytes(7) + b'junk!')"
+EXITS_WHEN_READY = SAY_READY + "sys.exit(3)"
+GARBAGE = SAY_READY + "sys.stdin.read(); sys.stdout.buffer.write(bytes([5]) + bytes(7) + b'junk!')"
 
 
 def make_tree(root: Path, dirs: int = 12) -> None:
@@ -57,7 +63,10 @@ def rules_for(root: Path) -> IgnoreRules:
 
 
 def job(command: str | None = None, db: Path | None = None) -> HelperJob:
-    return HelperJob(db, "p", (sys.executable, "-c", command) if command else None)
+    """A helper the walk waits for before it starts: the split happens even in a tree
+    this small (unwaited, the walk would be over before the helper is ready)."""
+    argv = (sys.executable, "-c", command) if command else None
+    return HelperJob(db, "p", argv, wait_ready=30)
 
 
 @pytest.mark.parametrize("follow", [False, True])
@@ -101,10 +110,11 @@ def test_the_helper_leaves_out_synced_files_from_its_own_reading_of_the_state(
     ("command", "why"),
     [
         ("import sys; sys.exit(3)", "exit code 3"),
+        (EXITS_WHEN_READY, "exit code 3"),
         (DIES_MIDWAY, "exit code 5"),
         (GARBAGE, "unreadable answer"),
     ],
-    ids=["exits-at-once", "dies-midway", "garbage"],
+    ids=["dies-before-ready", "exits-when-ready", "dies-midway", "garbage"],
 )
 def test_a_failing_helper_costs_nothing_but_a_warning(
     tmp_path: Path, command: str, why: str
@@ -144,8 +154,18 @@ def test_a_tree_with_nowhere_to_split_sends_the_helper_away(tmp_path: Path) -> N
     (tmp_path / "only" / "child").mkdir(parents=True)
     (tmp_path / "only" / "child" / "f").write_text("f")
     rules = rules_for(tmp_path)
-    assert list(split_walk(tmp_path, rules, helper=job())) == list(walk(tmp_path, rules))
-    assert _children() == []
+    with capture_logs() as logs:
+        assert list(split_walk(tmp_path, rules, helper=job())) == list(walk(tmp_path, rules))
+    assert _children() == [] and logs == []
+
+
+def test_a_walk_over_before_the_helper_is_ready_is_walked_alone(tmp_path: Path) -> None:
+    make_tree(tmp_path, dirs=2)
+    rules = rules_for(tmp_path)
+    slow = HelperJob(None, "p", (sys.executable, "-c", "import time; time.sleep(30)"))
+    with capture_logs() as logs:
+        assert list(split_walk(tmp_path, rules, helper=slow)) == list(walk(tmp_path, rules))
+    assert _children() == [] and logs == []  # killed quietly: it was never needed
 
 
 def _children() -> list[int]:
