@@ -33,6 +33,19 @@ def test_exit_0_in_sync_and_json_is_the_only_stdout(
     assert document["exit_code"] == 0 and document["pairs"][0]["uploaded"] == 1
 
 
+def test_sync_logs_each_upload_only_with_v(tmp_path: Path, emulator: EmulatorServer) -> None:
+    """A backup of 10,000 files is not 10,000 log lines: `sync` says what it did in its
+    summary and periodic progress lines; -v lists every upload (the daemon always does)."""
+    sc = Scenario(tmp_path, emulator)
+    sc.write("a.txt", "a")
+    quiet = sc.cli("sync")
+    assert quiet.returncode == 0 and '"uploaded"' not in quiet.stderr, quiet.stderr
+    sc.write("b.txt", "b")
+    verbose = sc.cli("-v", "sync")
+    uploaded = [json.loads(ln) for ln in verbose.stderr.splitlines() if '"uploaded"' in ln]
+    assert [(e["event"], e["path"]) for e in uploaded] == [("uploaded", "b.txt")]
+
+
 def test_exit_1_when_a_file_failed(tmp_path: Path, emulator_factory: EmulatorFactory) -> None:
     sc = Scenario(tmp_path, emulator_factory(max_upload_size=10))
     sc.write("small.txt", "ok")

@@ -201,7 +201,7 @@ def test_names_with_newline_backslash_255_bytes_and_non_utf8(sc: Scenario) -> No
     assert problem_lines(done.stdout, "main/bad\\xffname.txt: name is not valid UTF-8")
     assert not any(ln.startswith("line.txt") for ln in done.stdout.splitlines())  # one line
     sc.assert_in_sync(ignore={"new\nline.txt", bad_bytes})
-    again = sc.cli("sync")  # reported again, re-sent never
+    again = sc.cli("-v", "sync")  # reported again, re-sent never (-v: each upload logged)
     assert again.returncode == 1 and not problem_lines(again.stderr, '"uploaded"')
 
 
