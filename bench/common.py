@@ -352,10 +352,13 @@ def python_env() -> dict[str, str]:
     return env
 
 
-def syncd(config: Path, *args: str, keep_output: bool = True) -> Run:
-    """``syncd --config CONFIG ARGS…`` measured (stderr = its JSON log lines)."""
+def syncd(
+    config: Path, *args: str, keep_output: bool = True, prefix: Sequence[str] = ()
+) -> Run:
+    """``syncd --config CONFIG ARGS…`` measured (stderr = its JSON log lines); ``prefix``
+    runs it through another command that execs it (e.g. ``taskset -c 0``)."""
     env = {**python_env(), "SYNCD_CONFIG": str(config)}
-    return run([*syncd_command(), "--config", str(config), *args], env=env,
+    return run([*prefix, *syncd_command(), "--config", str(config), *args], env=env,
                keep_output=keep_output)  # fmt: skip
 
 
