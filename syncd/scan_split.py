@@ -155,13 +155,13 @@ class _Helper:
 
     @classmethod
     def start(cls, job: HelperJob) -> _Helper | None:
-        command, env = helper_command()
         try:
+            command, env = helper_command()
             proc = subprocess.Popen(
                 job.command or command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env,
             )  # fmt: skip
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: no interpreter or package path
             log.warning("cannot start the scan helper; walking alone", error=str(exc))
             return None
         return cls(proc)
@@ -321,6 +321,8 @@ def helper_command() -> tuple[list[str], dict[str, str]]:
     process does (an editable install puts no syncd directory on sys.path)."""
     import syncd
 
+    if not sys.executable or not syncd.__file__:  # embedded or frozen: no interpreter to run
+        raise ValueError("no Python interpreter or syncd package path to start it with")
     package_parent = str(Path(syncd.__file__).resolve().parent.parent)
     entries = [package_parent] + [p for p in sys.path if p and os.path.isabs(p)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(entries))}
