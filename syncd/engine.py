@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from syncd.config import Config, PairConfig
@@ -40,13 +40,12 @@ from syncd.plan import (
     plan_dir,
 )
 from syncd.progress import NullReporter, Reporter
-from syncd.recovery import recover_intents
 from syncd.remote_tree import RemoteTree
-from syncd.state import StateStore
-from syncd.uploader import Outcome, Uploader, trash_file, utc_now
+from syncd.state import StateStore, state_files, utc_now
 
 if TYPE_CHECKING:  # for annotations only: no import at start
     from syncd.remote.base import Remote
+    from syncd.uploader import Outcome, Uploader
 
 log = get_logger("syncd.engine")
 
@@ -149,20 +148,9 @@ class _PassRun:
         self.dry_run, self.one_shot = dry_run, one_shot
         sync = engine.config.sync
         self.rules = IgnoreRules.load(pair.local, sync.ignore).with_excluded(
-            _state_files(sync.state_db)
+            state_files(sync.state_db)
         )
         self.tree = RemoteTree(pair, self.state, self.remote)
-        self.uploader = Uploader(
-            pair.name,
-            pair.local,
-            self.state,
-            self.remote,
-            max_upload_size=lambda: self.remote.package().max_upload_size,
-            follow_symlinks=sync.follow_symlinks,
-            on_progress=engine.reporter.advance,
-            clock=engine.clock,
-            one_shot=one_shot,
-        )
         self.deletes: list[TrashFile | TrashFolder] = []
         self.records_at_start: int | None = None  # counted before the first action runs
         self.pool: ThreadPoolExecutor | None = None
@@ -172,12 +160,33 @@ class _PassRun:
         self.abort: SyncdError | None = None
         self.lock = threading.Lock()
 
+    @cached_property
+    def uploader(self) -> Uploader:
+        """Built (and its module imported) by the first upload or per-file failure, in
+        this thread: a pass with nothing to do never needs it."""
+        from syncd.uploader import Uploader
+
+        engine = self.engine
+        return Uploader(
+            self.pair.name,
+            self.pair.local,
+            self.state,
+            self.remote,
+            max_upload_size=lambda: self.remote.package().max_upload_size,
+            follow_symlinks=engine.config.sync.follow_symlinks,
+            on_progress=engine.reporter.advance,
+            clock=engine.clock,
+            one_shot=self.one_shot,
+        )
+
     def execute(self, scans: Iterable[DirScan]) -> None:
         pair = self.pair.name
         self._check_target()
         if not self.dry_run:
             self.state.begin_pass(pair)
             if self.state.intents(pair):
+                from syncd.recovery import recover_intents
+
                 recover_intents(self.state, self.remote, pair)
         try:
             for scan in scans:
@@ -296,18 +305,21 @@ class _PassRun:
             self.uploader.fail(action.entry.path, action.record, "folder is not mirrored", False)
             return
         assert self.slots is not None
+        uploader = self.uploader  # built here, not by two workers at once
         self.slots.acquire()
         self.engine.reporter.queued(action.entry.size)
         if len(self.futures) >= 64:  # drop the settled ones: flat memory at 10^6 files
             self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
-        self.futures.append(self.pool.submit(self._upload, action, folder_id))
+        self.futures.append(self.pool.submit(self._upload, uploader, action, folder_id))
 
-    def _upload(self, action: Upload, folder_id: str) -> Outcome:
+    def _upload(self, uploader: Uploader, action: Upload, folder_id: str) -> Outcome:
+        from syncd.uploader import Outcome
+
         assert self.slots is not None
         try:
             if self.abort is not None or self.engine.stop.is_set():
                 return Outcome("pending", error="stopped")
-            outcome = self.uploader.run(action, folder_id)
+            outcome = uploader.run(action, folder_id)
         except SyncdError as exc:
             # The uploader records every per-file problem itself; what escapes it (remote
             # unavailable, a token refused again, an unwritable state DB) ends the pass:
@@ -356,6 +368,8 @@ class _PassRun:
             )
             log.error("mass delete refused", pair=pair, error=self.result.error)
             return
+        from syncd.uploader import trash_file
+
         for action in self.deletes:
             if isinstance(action, TrashFile):
                 trash_file(self.state, self.remote, action.record)
@@ -384,6 +398,3 @@ class _PassRun:
             self.state.forget_tree(pair.name, "")
         self.state.set_meta(key, target)
 
-
-def _state_files(db: Path) -> list[Path]:
-    return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock"))]
