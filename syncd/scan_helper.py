@@ -25,9 +25,10 @@ READY = pickle.dumps("ready", pickle.HIGHEST_PROTOCOL)  # the first answer, befo
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: the parent decides what it means (and
-    # kills this process if the walk is abandoned).
+    # Ctrl-C reaches the whole process group, systemd's stop the whole cgroup: the parent
+    # decides what they mean (and kills this process if it abandons the walk).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = sys.stdout.buffer
     try:
         out.write(FRAME.pack(len(READY)) + READY)

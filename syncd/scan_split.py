@@ -234,19 +234,25 @@ class _Helper:
                 # Not Popen.kill: it would reap the process first, losing its usage.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.proc.pid, signal.SIGKILL)
-            _, status, usage = os.wait4(self.proc.pid, 0)
-            self.proc.returncode = os.waitstatus_to_exitcode(status)
-            if not self.ready and self.proc.returncode > 0:  # it failed on its own
-                log.warning("scan helper failed to start; walked alone",
-                            error=self._exit_reason())  # fmt: skip
-            if logging.getLogger(__name__).isEnabledFor(logging.DEBUG):  # no structlog load
-                log.debug("scan helper reaped", exit_code=self.proc.returncode,
-                          peak_rss_kib=self.peak_rss_kib,
-                          cpu_s=round(usage.ru_utime + usage.ru_stime, 3))  # fmt: skip
+            self._reap()
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+    def _reap(self) -> None:
+        try:
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        except ChildProcessError:  # reaped elsewhere: nothing left to learn
+            self.proc.returncode = -signal.SIGKILL
+            return
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        if not self.ready and self.proc.returncode > 0:  # it failed on its own
+            log.warning("scan helper failed to start; walked alone", error=self._exit_reason())
+        if logging.getLogger(__name__).isEnabledFor(logging.DEBUG):  # no structlog load
+            log.debug("scan helper reaped", exit_code=self.proc.returncode,
+                      peak_rss_kib=self.peak_rss_kib,
+                      cpu_s=round(usage.ru_utime + usage.ru_stime, 3))  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------
     def _push(self) -> None:

@@ -8,7 +8,9 @@ cannot start) are other commands put in its place.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -182,3 +184,20 @@ def _children() -> list[int]:
             if int(stat.rpartition(")")[2].split()[1]) == me:
                 found.append(int(entry))
     return found
+
+
+def test_the_helper_outlives_signals_meant_for_its_parent(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group and systemd's stop the whole cgroup; the
+    parent decides what they mean, so the helper must not die of them mid-walk."""
+    make_tree(tmp_path)
+    rules = rules_for(tmp_path)
+    walk_gen = split_walk(tmp_path, rules, helper=job())
+    got = [next(walk_gen)]  # the root; the helper is ready and waits for its part
+    (helper_pid,) = _children()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        os.kill(helper_pid, sig)
+    time.sleep(0.2)
+    with capture_logs() as logs:
+        got += list(walk_gen)
+    assert got == list(walk(tmp_path, rules))
+    assert logs == []  # no "scan helper failed": it did its part
