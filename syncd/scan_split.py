@@ -142,9 +142,13 @@ class _Helper:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self.proc = proc
+        assert proc.stderr is not None
         self.fd_in, self.fd_out = proc.stdin.fileno(), proc.stdout.fileno()
-        os.set_blocking(self.fd_in, False)
-        os.set_blocking(self.fd_out, False)
+        self.fd_err = proc.stderr.fileno()
+        for fd in (self.fd_in, self.fd_out, self.fd_err):
+            os.set_blocking(fd, False)
+        self.err_tail = b""  # the end of what it said on stderr (read as it comes: a
+        # helper blocked on a full stderr pipe would never finish its answers)
         self.outgoing = b""  # the request, as far as not written yet
         self.buffer = bytearray()
         self.eof = False
@@ -192,7 +196,7 @@ class _Helper:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not self.ready and not self.eof and (left := deadline - time.monotonic()) > 0:
-            select.select([self.fd_out], [], [], left)
+            select.select([self.fd_out, self.fd_err], [], [], left)
             self.drain()
 
     def scans(self) -> Iterator[DirScan]:
@@ -212,7 +216,7 @@ class _Helper:
                 pos = 0
                 if self.eof:
                     raise HelperFailed(self._exit_reason())
-                select.select([self.fd_out], [], [])
+                select.select([self.fd_out, self.fd_err], [], [])
                 self._read()
                 continue
             body, pos = frame
@@ -278,6 +282,7 @@ class _Helper:
 
     def _read(self) -> bool:
         """One read of the helper's answers; False when none was waiting."""
+        self._read_stderr()
         try:
             chunk = os.read(self.fd_out, _READ)
         except BlockingIOError:
@@ -296,14 +301,15 @@ class _Helper:
             return None
         return bytes(self.buffer[pos + FRAME.size : end]), end
 
+    def _read_stderr(self) -> None:
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing to read now
+            while chunk := os.read(self.fd_err, _READ):
+                self.err_tail = (self.err_tail + chunk)[-4096:]
+
     def _exit_reason(self) -> str:
         code = self.proc.returncode if self.proc.returncode is not None else self.proc.wait()
-        assert self.proc.stderr is not None
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        try:
-            err = (self.proc.stderr.read() or b"").decode("utf-8", "replace").strip()
-        except OSError:
-            err = ""
+        self._read_stderr()
+        err = self.err_tail.decode("utf-8", "replace").strip()
         last = err.splitlines()[-1] if err else "no message"
         return f"it ended (exit code {code}) before it was done: {last}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -43,6 +44,11 @@ os._exit(5)
 """
 EXITS_WHEN_READY = SAY_READY + "sys.exit(3)"
 GARBAGE = SAY_READY + "sys.stdin.read(); sys.stdout.buffer.write(bytes([5]) + bytes(7) + b'junk!')"
+# More on stderr than a pipe holds (64 KiB): it must be read as it comes, or both hang.
+FLOODS_STDERR = SAY_READY + (
+    "sys.stdin.read(); sys.stderr.write('x' * 300000 + '\\nflooded\\n'); sys.stderr.flush(); "
+    "sys.exit(7)"
+)
 
 
 def make_tree(root: Path, dirs: int = 12) -> None:
@@ -117,8 +123,9 @@ def test_the_helper_leaves_out_synced_files_from_its_own_reading_of_the_state(
         (EXITS_WHEN_READY, "exit code 3"),
         (DIES_MIDWAY, "exit code 5"),
         (GARBAGE, "unreadable answer"),
+        (FLOODS_STDERR, "exit code 7) before it was done: flooded"),
     ],
-    ids=["dies-before-ready", "exits-when-ready", "dies-midway", "garbage"],
+    ids=["dies-before-ready", "exits-when-ready", "dies-midway", "garbage", "floods-stderr"],
 )
 def test_a_failing_helper_costs_nothing_but_a_warning(
     tmp_path: Path, command: str, why: str
@@ -126,8 +133,15 @@ def test_a_failing_helper_costs_nothing_but_a_warning(
     make_tree(tmp_path)
     rules = rules_for(tmp_path)
     expected = list(walk(tmp_path, rules))
-    with capture_logs() as logs:
-        got = list(split_walk(tmp_path, rules, helper=job(command)))
+    got: list[DirScan] = []
+    with capture_logs() as logs:  # in a thread: a walk stuck on its helper fails, not hangs
+        walker = threading.Thread(
+            target=lambda: got.extend(split_walk(tmp_path, rules, helper=job(command))),
+            daemon=True,
+        )
+        walker.start()
+        walker.join(timeout=60)
+    assert not walker.is_alive(), "the walk is stuck waiting for its helper"
     assert [s.path for s in got] == [s.path for s in expected]  # none twice, none missing
     assert got == expected
     warnings = [e for e in logs if e["log_level"] == "warning"]
