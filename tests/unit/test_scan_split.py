@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +31,9 @@ SAY_READY = (
     "sys.stdout.buffer.write(FRAME.pack(len(READY)) + READY); sys.stdout.flush()\n"
 )
 # Answers the first two scans of its part as the real helper does, then dies.
-DIES_MIDWAY = SAY_READY + """
+DIES_MIDWAY = (
+    SAY_READY
+    + """
 import os, pickle
 from pathlib import Path
 from syncd.scan import Walker
@@ -42,6 +45,7 @@ for n, scan in zip(range(2), walker.descend(req["stack"])):
 sys.stdout.flush()
 os._exit(5)
 """
+)
 EXITS_WHEN_READY = SAY_READY + "sys.exit(3)"
 GARBAGE = SAY_READY + "sys.stdin.read(); sys.stdout.buffer.write(bytes([5]) + bytes(7) + b'junk!')"
 # More on stderr than a pipe holds (64 KiB): it must be read as it comes, or both hang.
@@ -158,36 +162,49 @@ def test_a_helper_that_cannot_start_leaves_the_walk_to_this_process(tmp_path: Pa
     assert [e["event"] for e in logs] == ["cannot start the scan helper; walking alone"]
 
 
-def test_closing_the_walk_early_kills_and_reaps_the_helper(tmp_path: Path) -> None:
+def test_closing_the_walk_early_kills_and_reaps_the_helper(
+    tmp_path: Path, children: Callable[[], list[int]]
+) -> None:
     make_tree(tmp_path)
     walk_gen = split_walk(tmp_path, rules_for(tmp_path), helper=job())
     first: list[DirScan] = [next(walk_gen) for _ in range(3)]
     assert first[0].path == ""
-    assert _children() != []  # the helper runs
+    assert children() != []  # the helper runs
     walk_gen.close()
-    assert _children() == []  # killed and reaped: no process, no zombie
+    assert children() == []  # killed and reaped: no process, no zombie
 
 
-def test_a_tree_with_nowhere_to_split_sends_the_helper_away(tmp_path: Path) -> None:
+def test_a_tree_with_nowhere_to_split_sends_the_helper_away(
+    tmp_path: Path, children: Callable[[], list[int]]
+) -> None:
     (tmp_path / "only" / "child").mkdir(parents=True)
     (tmp_path / "only" / "child" / "f").write_text("f")
     rules = rules_for(tmp_path)
     with capture_logs() as logs:
         assert list(split_walk(tmp_path, rules, helper=job())) == list(walk(tmp_path, rules))
-    assert _children() == [] and logs == []
+    assert children() == [] and logs == []
 
 
-def test_a_walk_over_before_the_helper_is_ready_is_walked_alone(tmp_path: Path) -> None:
+def test_a_walk_over_before_the_helper_is_ready_is_walked_alone(
+    tmp_path: Path, children: Callable[[], list[int]]
+) -> None:
     make_tree(tmp_path, dirs=2)
     rules = rules_for(tmp_path)
     slow = HelperJob(None, "p", (sys.executable, "-c", "import time; time.sleep(30)"))
     with capture_logs() as logs:
         assert list(split_walk(tmp_path, rules, helper=slow)) == list(walk(tmp_path, rules))
-    assert _children() == [] and logs == []  # killed quietly: it was never needed
+    assert children() == [] and logs == []  # killed quietly: it was never needed
 
 
-def _children() -> list[int]:
-    """Processes (zombies included) whose parent is this one."""
+@pytest.fixture
+def children() -> Callable[[], list[int]]:
+    """Processes (zombies included) whose parent is this one and that were not there
+    when the test began: other tests' leftovers are none of its business."""
+    before = set(_all_children())
+    return lambda: [pid for pid in _all_children() if pid not in before]
+
+
+def _all_children() -> list[int]:
     me, found = os.getpid(), []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -200,14 +217,16 @@ def _children() -> list[int]:
     return found
 
 
-def test_the_helper_outlives_signals_meant_for_its_parent(tmp_path: Path) -> None:
+def test_the_helper_outlives_signals_meant_for_its_parent(
+    tmp_path: Path, children: Callable[[], list[int]]
+) -> None:
     """Ctrl-C reaches the whole process group and systemd's stop the whole cgroup; the
     parent decides what they mean, so the helper must not die of them mid-walk."""
     make_tree(tmp_path)
     rules = rules_for(tmp_path)
     walk_gen = split_walk(tmp_path, rules, helper=job())
     got = [next(walk_gen)]  # the root; the helper is ready and waits for its part
-    (helper_pid,) = _children()
+    (helper_pid,) = children()
     for sig in (signal.SIGTERM, signal.SIGINT):
         os.kill(helper_pid, sig)
     time.sleep(0.2)
