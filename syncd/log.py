@@ -280,10 +280,16 @@ class _LazyLogger:
         self._real: Any = None
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "debug" and not logging.getLogger(self._name).isEnabledFor(logging.DEBUG):
+            return _dropped  # below the level: neither structlog's import nor its chain
         real = self._real
         if real is None:
             real = self._real = _ensure_structlog().stdlib.get_logger(self._name)
         return getattr(real, attr)
+
+
+def _dropped(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

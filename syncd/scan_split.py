@@ -26,7 +26,6 @@ early (a stop, an abort) kills and reaps the helper.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 import select
@@ -253,10 +252,9 @@ class _Helper:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         if not self.ready and self.proc.returncode > 0:  # it failed on its own
             log.warning("scan helper failed to start; walked alone", error=self._exit_reason())
-        if logging.getLogger(__name__).isEnabledFor(logging.DEBUG):  # no structlog load
-            log.debug("scan helper reaped", exit_code=self.proc.returncode,
-                      peak_rss_kib=self.peak_rss_kib,
-                      cpu_s=round(usage.ru_utime + usage.ru_stime, 3))  # fmt: skip
+        log.debug("scan helper reaped", exit_code=self.proc.returncode,
+                  peak_rss_kib=self.peak_rss_kib,
+                  cpu_s=round(usage.ru_utime + usage.ru_stime, 3))  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------
     def _push(self) -> None:
