@@ -161,6 +161,7 @@ class Walker:
         self.follow = follow_symlinks
         self.known = known
         self.real_root = os.path.realpath(self.root) if follow_symlinks else ""
+        self.is_ignored = rules.file_test()  # built once per walk, not per directory
 
     def refuse_start(self, rel: str) -> str | None:
         """Why a walk may not start at ``rel`` (a walk from the root would never get there):
@@ -230,7 +231,7 @@ class Walker:
         # set lookup, and builds nothing; everything else goes to ``_entry``.
         known = self.known(rel) if self.known is not None else ()
         add, same = entries.append, unchanged.append
-        is_ignored = self.rules.file_test()
+        is_ignored = self.is_ignored
         is_reg = stat.S_ISREG
         new_file = _new_file_entry
         try:
